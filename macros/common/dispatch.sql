@@ -1,0 +1,43 @@
+{#-
+    The warehouse work, one dispatcher each; the bodies live in macros/<adapter>/.
+    An adapter without a body gets a clear error instead of half-working SQL.
+-#}
+
+{% macro tripdata_not_supported(name) %}
+    {{ exceptions.raise_compiler_error(name ~ " is not implemented for the " ~ adapter.type() ~ " adapter") }}
+{% endmacro %}
+
+{#- Create what a month needs if missing: main table, ledger, landing schema. -#}
+{% macro tripdata_prepare(taxi) %}{{ return(adapter.dispatch('tripdata_prepare', 'nyc_taxi')(taxi)) }}{% endmacro %}
+{% macro default__tripdata_prepare(taxi) %}{{ tripdata_not_supported('tripdata_prepare') }}{% endmacro %}
+
+{#- The month's landing table, created if missing. -#}
+{% macro create_landing_table(taxi, month) %}{{ return(adapter.dispatch('create_landing_table', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
+{% macro default__create_landing_table(taxi, month) %}{{ tripdata_not_supported('create_landing_table') }}{% endmacro %}
+
+{#- Serialise everything that touches one taxi type's month, for the rest of the transaction. -#}
+{% macro lock_month(taxi, month) %}{{ return(adapter.dispatch('lock_month', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
+{% macro default__lock_month(taxi, month) %}{{ tripdata_not_supported('lock_month') }}{% endmacro %}
+
+{#- Land `<raw_dir>/<taxi>/<file>` with the warehouse's own loader; returns bytes, checksum, source_url. -#}
+{% macro land_from_raw_dir(taxi, month, raw_dir) %}{{ return(adapter.dispatch('land_from_raw_dir', 'nyc_taxi')(taxi, month, raw_dir)) }}{% endmacro %}
+{% macro default__land_from_raw_dir(taxi, month, raw_dir) %}{{ tripdata_not_supported('land_from_raw_dir') }}{% endmacro %}
+
+{#- Does the month's landing table exist and hold rows? -#}
+{% macro landing_has_rows(taxi, month) %}{{ return(adapter.dispatch('landing_has_rows', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
+{% macro default__landing_has_rows(taxi, month) %}{{ tripdata_not_supported('landing_has_rows') }}{% endmacro %}
+
+{#- Replace the month in the main table with the landing table's rows; returns the counts. -#}
+{% macro merge_month(taxi, month, load) %}{{ return(adapter.dispatch('merge_month', 'nyc_taxi')(taxi, month, load)) }}{% endmacro %}
+{% macro default__merge_month(taxi, month, load) %}{{ tripdata_not_supported('merge_month') }}{% endmacro %}
+
+{#- Asks the warehouse, not dbt's relation cache (these tables are made outside dbt's knowledge). -#}
+{% macro relation_exists(relation) %}{{ return(adapter.dispatch('relation_exists', 'nyc_taxi')(relation)) }}{% endmacro %}
+{% macro default__relation_exists(relation) %}{{ tripdata_not_supported('relation_exists') }}{% endmacro %}
+
+{#- A string value as a SQL literal, quotes escaped the warehouse's way. -#}
+{% macro sql_string(value) %}{{ return(adapter.dispatch('sql_string', 'nyc_taxi')(value)) }}{% endmacro %}
+{% macro default__sql_string(value) %}
+    {%- if value is none -%}{{ return('null') }}{%- endif -%}
+    {{ return("'" ~ (value | string | replace('\x00', '') | replace("'", "''")) ~ "'") }}
+{% endmacro %}

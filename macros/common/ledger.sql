@@ -1,0 +1,143 @@
+{#-
+    The load ledger: one row per attempt to load a file month, written by the macros themselves
+    so loads that bypass the runner (dbt alone, Kestra) are recorded too.
+      state   running -> succeeded | failed
+      action  loaded (new month), replaced (a month's rows swapped for a new file),
+              unchanged (same file as the month's last load: rows left as they are)
+-#}
+
+{% macro tripdata_begin_load(taxi, month, load_id, filename=none, source_url=none, bytes=none, checksum=none, loaded_by='runner') %}
+    {#-
+        run-operation for loaders that stream the file themselves (the runner, a Kestra CopyIn):
+        makes sure the tables exist, records the load as running, and returns with an empty-or-stale
+        landing table ready for `COPY .. FROM STDIN` (the loader truncates it under the month lock).
+    -#}
+    {%- do validate_taxi(taxi) -%}
+    {%- set args = tripdata_month(month) -%}
+    {%- do validate_load_id(load_id) -%}
+    {%- do tripdata_prepare(taxi) -%}
+    {%- do create_landing_table(taxi, args) -%}
+    {%- do ledger_insert_running(taxi, args, load_id, {
+        'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
+        'source_url': source_url, 'bytes': bytes, 'checksum': checksum, 'loaded_by': loaded_by,
+    }) -%}
+    {%- do adapter.commit() -%}
+    {{ log('load ' ~ load_id ~ ': ' ~ landing_relation(taxi, args) ~ ' is ready for COPY', info=true) }}
+{% endmacro %}
+
+
+{% macro tripdata_fail_load(load_id, error, taxi=none, month=none, filename=none, source_url=none) %}
+    {#-
+        run-operation: a loader's own failure (download, header, COPY) goes on record too.
+        With taxi and month, a load that failed before it was opened is recorded as well.
+    -#}
+    {%- do validate_load_id(load_id) -%}
+    {%- if taxi is not none and month is not none -%}
+        {%- do validate_taxi(taxi) -%}
+        {%- set args = tripdata_month(month) -%}
+        {%- do tripdata_prepare(taxi) -%}
+        {%- if ledger_load(load_id) is none -%}
+            {%- do ledger_insert_running(taxi, args, load_id, {
+                'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
+                'source_url': source_url, 'bytes': none, 'checksum': none, 'loaded_by': 'runner',
+            }) -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- do ledger_mark_failed("load_id = " ~ sql_string(load_id), error) -%}
+    {%- do adapter.commit() -%}
+{% endmacro %}
+
+
+{% macro record_tripdata_failures(results) %}
+    {#- on-run-end: a month whose merge failed is marked failed, with dbt's message. -#}
+    {%- if execute -%}
+        {%- for result in results if result.node.config.materialized == 'tripdata_month' and result.status == 'error' -%}
+            {%- do ledger_mark_failed(
+                "invocation_id = " ~ sql_string(invocation_id) ~ " and taxi = "
+                ~ sql_string(result.node.name | replace('_tripdata', '')),
+                result.message
+            ) -%}
+        {%- endfor -%}
+    {%- endif -%}
+{% endmacro %}
+
+
+{% macro validate_load_id(load_id) %}
+    {%- if load_id is not string or not modules.re.match('^[A-Za-z0-9-]{1,64}$', load_id) -%}
+        {{ exceptions.raise_compiler_error("load_id '" ~ load_id ~ "' must be 1-64 letters, digits or dashes") }}
+    {%- endif -%}
+{% endmacro %}
+
+
+{#- Ledger statements, written in SQL both warehouses accept. -#}
+
+{% macro ledger_insert_running(taxi, month, load_id, info) %}
+    {%- set values = [
+        sql_string(load_id), sql_string(taxi), "cast('" ~ month.first_day ~ "' as date)", sql_string(info.filename),
+        sql_string(info.source_url), (info.bytes | int) if info.bytes is not none else 'null', sql_string(info.checksum),
+        "'running'", dbt.current_timestamp(), sql_string(info.loaded_by), sql_string(invocation_id),
+    ] -%}
+    {% call statement('ledger_insert', auto_begin=true) %}
+        insert into {{ ledger_relation() }}
+            (load_id, taxi, file_month, filename, source_url, bytes, checksum, state, started_at, loaded_by, invocation_id)
+        values ({{ values | join(', ') }})
+    {% endcall %}
+{% endmacro %}
+
+
+{% macro ledger_load(load_id) %}
+    {#- One ledger row as a dict, or none. -#}
+    {%- set rows = run_query("select * from " ~ ledger_relation() ~ " where load_id = " ~ sql_string(load_id)) -%}
+    {{ return(dict(rows.rows[0].items()) if rows.rows | length else none) }}
+{% endmacro %}
+
+
+{% macro ledger_last_success(taxi, month) %}
+    {#- The month's current load: the last one that succeeded, or none. -#}
+    {%- set rows = run_query(
+        "select * from " ~ ledger_relation() ~ " where taxi = " ~ sql_string(taxi)
+        ~ " and file_month = cast('" ~ month.first_day ~ "' as date) and state = 'succeeded'"
+        ~ " order by finished_at desc limit 1"
+    ) -%}
+    {{ return(dict(rows.rows[0].items()) if rows.rows | length else none) }}
+{% endmacro %}
+
+
+{% macro ledger_update(load_id, changes) %}
+    {%- set assignments = [] -%}
+    {%- for column, value in changes.items() -%}
+        {%- if value is none -%}
+            {%- do assignments.append(column ~ ' = null') -%}
+        {%- elif value is number -%}
+            {%- do assignments.append(column ~ ' = ' ~ value) -%}
+        {%- else -%}
+            {%- do assignments.append(column ~ ' = ' ~ sql_string(value)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {% call statement('ledger_update', auto_begin=true) %}
+        update {{ ledger_relation() }} set {{ assignments | join(', ') }} where load_id = {{ sql_string(load_id) }}
+    {% endcall %}
+{% endmacro %}
+
+
+{% macro ledger_finish(load_id, counts) %}
+    {%- do ledger_update(load_id, counts) -%}
+    {% call statement('ledger_finish', auto_begin=true) %}
+        update {{ ledger_relation() }}
+        set state = 'succeeded', error = null, finished_at = {{ dbt.current_timestamp() }}
+        where load_id = {{ sql_string(load_id) }}
+    {% endcall %}
+{% endmacro %}
+
+
+{% macro ledger_mark_failed(condition, error) %}
+    {#- Only running rows change: a load that already finished keeps its outcome. -#}
+    {%- if relation_exists(ledger_relation()) -%}
+        {% call statement('ledger_fail', auto_begin=true) %}
+            update {{ ledger_relation() }}
+            set state = 'failed', error = {{ sql_string((error or 'failed') | string | truncate(4000, true, '...')) }},
+                finished_at = {{ dbt.current_timestamp() }}
+            where state = 'running' and {{ condition }}
+        {% endcall %}
+    {%- endif -%}
+{% endmacro %}

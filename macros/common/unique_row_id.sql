@@ -1,0 +1,51 @@
+{#-
+    unique_row_id: md5 hex of the reference's seven identity fields, the same on every warehouse.
+
+    Each field is written in one canonical text form before hashing, so the typed values
+    (not the CSV spelling: `.79` and `0.790` are one amount) decide the id:
+      integers    decimal digits, `-` when negative                      2
+      timestamps  microseconds since 1970-01-01 00:00, civil time as UTC  1601512279000000
+      numerics    shortest exact decimal, no trailing zeros              0.79, 12, -2.5
+      NULL        \N
+    joined with `|`. No encoded field can contain `|` or a backslash, so the joined string
+    decodes to exactly one combination of fields: two different rows cannot share an input.
+-#}
+
+{% macro unique_row_id_fields(spec) %}
+    {{ return([
+        ('vendorid', 'integer'),
+        (spec.pickup_column, 'timestamp'),
+        (spec.dropoff_column, 'timestamp'),
+        ('pulocationid', 'integer'),
+        ('dolocationid', 'integer'),
+        ('fare_amount', 'numeric'),
+        ('trip_distance', 'numeric'),
+    ]) }}
+{% endmacro %}
+
+
+{% macro unique_row_id(spec) %}
+    {{ return(adapter.dispatch('unique_row_id', 'nyc_taxi')(spec)) }}
+{% endmacro %}
+
+
+{% macro default__unique_row_id(spec) %}
+    {{ exceptions.raise_compiler_error("unique_row_id is not implemented for the " ~ adapter.type() ~ " adapter") }}
+{% endmacro %}
+
+
+{% macro postgres__unique_row_id(spec) %}
+    {#- Immutable operators only: Postgres computes it as a stored generated column while COPY runs. -#}
+    {%- set encoded = [] -%}
+    {%- for column, kind in unique_row_id_fields(spec) -%}
+        {%- if kind == 'timestamp' -%}
+            {%- set text = 'cast(cast(extract(epoch from ' ~ column ~ ') * 1000000 as bigint) as text)' -%}
+        {%- elif kind == 'numeric' -%}
+            {%- set text = 'cast(trim_scale(' ~ column ~ ') as text)' -%}
+        {%- else -%}
+            {%- set text = 'cast(' ~ column ~ ' as text)' -%}
+        {%- endif -%}
+        {%- do encoded.append("coalesce(" ~ text ~ ", '\\N')") -%}
+    {%- endfor -%}
+    md5({{ encoded | join(" || '|' || ") }})
+{%- endmacro %}

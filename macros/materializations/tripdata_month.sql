@@ -1,0 +1,96 @@
+{#-
+    The main tables `green_tripdata` and `yellow_tripdata` are models of this materialization.
+    `dbt build` makes sure they exist. `dbt build --vars '{taxi: green, month: 2019-01}'` ingests
+    that file month into the green one:
+      - with var raw_dir: the warehouse lands the file itself, then the month is merged;
+      - else, if the month's landing table holds rows (runner, Kestra CopyIn): they are merged;
+      - else, if the ledger says the month is loaded: nothing to do;
+      - else: an error naming the month and the ways to land it.
+    Optional vars: load_id (a ledger row a loader opened with tripdata_begin_load),
+    force (replace the month even when the file is the one already loaded).
+-#}
+
+{% materialization tripdata_month, default %}
+    {%- set taxi = this.identifier | replace('_tripdata', '') -%}
+    {%- set month = tripdata_month_vars(taxi) -%}
+
+    {{ run_hooks(pre_hooks) }}
+    {%- do tripdata_prepare(taxi) -%}
+    {%- do adapter.commit() -%}
+
+    {%- set summary = ingest_month(taxi, month) if month is not none else 'table ready' -%}
+
+    {% call statement('main', auto_begin=true) %}
+        select {{ sql_string(summary) }} as summary
+    {% endcall %}
+    {{ run_hooks(post_hooks) }}
+    {%- do adapter.commit() -%}
+    {{ return({'relations': [this]}) }}
+{% endmaterialization %}
+
+
+{% macro ingest_month(taxi, month) %}
+    {%- set raw_dir = var('raw_dir', none) -%}
+    {%- set where = taxi ~ ' ' ~ month.month -%}
+
+    {%- if raw_dir is none and not landing_has_rows(taxi, month) -%}
+        {%- set current = ledger_last_success(taxi, month) -%}
+        {%- if current is not none -%}
+            {{ log(where ~ ': nothing landed; the month is loaded (load ' ~ current.load_id ~ ', '
+                ~ current.rows_loaded ~ ' rows): left as it is', info=true) }}
+            {{ return('already loaded') }}
+        {%- endif -%}
+        {{ exceptions.raise_compiler_error(
+            where ~ ": nothing to merge: " ~ landing_relation(taxi, month) ~ " is empty or missing and the ledger has no load of "
+            ~ month.filename ~ ". Land it first: `runner load --taxi " ~ taxi ~ " --month " ~ month.month ~ "`, "
+            ~ "or set var raw_dir to a folder the warehouse can read (<raw_dir>/" ~ taxi ~ "/" ~ month.filename ~ "), "
+            ~ "or COPY the file into the landing table (Kestra CopyIn after `dbt run-operation tripdata_begin_load`)"
+        ) }}
+    {%- endif -%}
+
+    {#- Open (or adopt) the ledger row and commit it, so a failure below stays on record. -#}
+    {%- set load_id = var('load_id', none) -%}
+    {%- if load_id is not none -%}
+        {%- do validate_load_id(load_id) -%}
+        {%- set load = ledger_load(load_id) -%}
+        {%- if load is none or load.state != 'running' or load.taxi != taxi or (load.file_month | string) != month.first_day -%}
+            {{ exceptions.raise_compiler_error(where ~ ": load_id " ~ load_id ~ " is not a running load of this month in the ledger") }}
+        {%- endif -%}
+        {%- do ledger_update(load_id, {'invocation_id': invocation_id}) -%}
+    {%- else -%}
+        {%- set load_id = invocation_id -%}
+        {%- do ledger_insert_running(taxi, month, load_id, {
+            'filename': month.filename, 'source_url': none, 'bytes': none, 'checksum': none,
+            'loaded_by': 'dbt raw_dir' if raw_dir is not none else 'dbt landing table',
+        }) -%}
+    {%- endif -%}
+    {%- do adapter.commit() -%}
+
+    {#- One transaction from here: land (raw_dir), merge, record. -#}
+    {%- do lock_month(taxi, month) -%}
+    {%- if raw_dir is not none -%}
+        {%- do ledger_update(load_id, land_from_raw_dir(taxi, month, raw_dir)) -%}
+    {%- endif -%}
+    {%- set load = ledger_load(load_id) -%}
+    {%- set current = ledger_last_success(taxi, month) -%}
+
+    {%- if not landing_has_rows(taxi, month) -%}
+        {#- A concurrent load merged these rows while we waited for the lock. -#}
+        {%- set counts = {'action': 'unchanged', 'rows_loaded': current.rows_loaded if current else 0} -%}
+    {%- elif current is not none and load.checksum and load.checksum == current.checksum and not var('force', false) -%}
+        {#- The same file again: the rows stay as they are (and keep their load_id). -#}
+        {% call statement('discard_landing', auto_begin=true) %}
+            truncate {{ landing_relation(taxi, month) }}
+        {% endcall %}
+        {%- set counts = {'action': 'unchanged'} -%}
+        {%- for column in ['rows_in_file', 'rows_loaded', 'repeats_collapsed', 'exact_repeats', 'same_id_variants', 'pickups_outside_month'] -%}
+            {%- do counts.update({column: current[column]}) -%}
+        {%- endfor -%}
+    {%- else -%}
+        {%- set counts = merge_month(taxi, month, load) -%}
+    {%- endif -%}
+    {%- do ledger_finish(load_id, counts) -%}
+    {%- do adapter.commit() -%}
+    {{ log(where ~ ': ' ~ counts.action ~ ', ' ~ counts.rows_loaded ~ ' rows (load ' ~ load_id ~ ')', info=true) }}
+    {{ return(counts.action ~ ' ' ~ counts.rows_loaded ~ ' rows') }}
+{% endmacro %}

@@ -1,0 +1,102 @@
+{#-
+    Postgres month merge. The landing table already is the month's partition in waiting:
+    typed columns, unique_row_id computed while COPY ran. Merging it costs one pass over the
+    month, never over the months already loaded:
+      1. count rows and out-of-month pickups (one scan);
+      2. add file_month, filename, load_id as constant-default columns (catalog only, no rewrite);
+      3. build the month's unique index; if that finds repeated ids, keep the first row of each
+         id in file order, count exact repeats and same-id variants, drop the rest, build it again;
+      4. prove the partition bound with a CHECK, so attaching needs no second scan;
+      5. swap: drop the old partition, move the landing table in, attach it.
+    All in the caller's transaction, under the month lock: until it commits, readers see the
+    old month; if anything fails, nothing changes.
+-#}
+
+{% macro postgres__merge_month(taxi, month, load) %}
+    {%- set spec = tripdata_spec(taxi) -%}
+    {%- set landing = landing_relation(taxi, month) -%}
+    {%- set main = tripdata_relation(taxi) -%}
+    {%- set partition = month_partition_relation(taxi, month) -%}
+    {%- set pickup = spec.pickup_column -%}
+    {%- set csv_columns = spec.columns | map(attribute='name') | list -%}
+
+    {%- set counts = run_query(
+        "select count(*), count(*) filter (where " ~ pickup ~ " < '" ~ month.first_day ~ "' or "
+        ~ pickup ~ " >= '" ~ month.next_first_day ~ "') from " ~ landing
+    ).rows[0] -%}
+    {%- set rows_in_file, pickups_outside_month = counts[0] | int, counts[1] | int -%}
+
+    {% call statement('month_columns', auto_begin=true) %}
+        set local maintenance_work_mem = {{ sql_string(var('month_index_memory')) }};
+        alter table {{ landing }}
+            add column file_month date not null default '{{ month.first_day }}',
+            add column filename text not null default {{ sql_string(load.filename) }},
+            add column load_id text not null default {{ sql_string(load.load_id) }};
+    {% endcall %}
+
+    {#- The index doubles as the duplicate check: most files have no repeated ids. -#}
+    {%- set index_name = partition.identifier ~ '_row_id' -%}
+    {%- set create_index = "create unique index " ~ index_name ~ " on " ~ landing ~ " (file_month, unique_row_id)" -%}
+    {% call statement('month_index', auto_begin=true) %}
+        do $index$ begin
+            execute {{ sql_string(create_index) }};
+        exception when unique_violation then
+            null;  -- repeated ids: collapsed below
+        end $index$;
+    {% endcall %}
+
+    {%- set repeats = {'exact': 0, 'variants': 0} -%}
+    {%- if not relation_exists(api.Relation.create(schema=landing.schema, identifier=index_name)) -%}
+        {#- First in file order: one COPY into an empty table appends rows in file order, so ctid order is file order. -#}
+        {%- set later_rows -%}
+            with repeated as (
+                select unique_row_id, min(ctid) as first_ctid
+                from {{ landing }}
+                group by unique_row_id
+                having count(*) > 1
+            )
+            select
+                later.ctid as later_ctid,
+                (later.{{ csv_columns | join(', later.') }}) is not distinct from
+                (first_row.{{ csv_columns | join(', first_row.') }}) as is_exact
+            from {{ landing }} as later
+            inner join repeated on later.unique_row_id = repeated.unique_row_id
+            inner join {{ landing }} as first_row on first_row.ctid = repeated.first_ctid
+            where later.ctid <> repeated.first_ctid
+        {%- endset -%}
+        {% call statement('collapse_repeats', fetch_result=true, auto_begin=true) %}
+            create temporary table nyc_taxi_later_rows on commit drop as {{ later_rows }};
+            delete from {{ landing }} where ctid in (select later_ctid from nyc_taxi_later_rows);
+            {{ create_index }};
+            select count(*) filter (where is_exact), count(*) filter (where not is_exact) from nyc_taxi_later_rows;
+        {% endcall %}
+        {%- set found = load_result('collapse_repeats').table.rows[0] -%}
+        {%- do repeats.update({'exact': found[0] | int, 'variants': found[1] | int}) -%}
+    {%- endif -%}
+
+    {%- set replacing = relation_exists(partition) -%}
+    {%- set plan = [
+        "alter table " ~ landing ~ " add constraint " ~ partition.identifier ~ "_file_month check (file_month = '" ~ month.first_day ~ "')",
+        "drop table if exists " ~ partition,
+        "alter table " ~ landing ~ " set schema " ~ adapter.quote(main.schema),
+        "alter table " ~ main ~ " attach partition " ~ partition
+            ~ " for values from ('" ~ month.first_day ~ "') to ('" ~ month.next_first_day ~ "')",
+        "alter table " ~ partition ~ " drop constraint " ~ partition.identifier ~ "_file_month,"
+            ~ " alter column file_month drop default, alter column filename drop default, alter column load_id drop default",
+    ] -%}
+    {%- for statement_sql in plan -%}
+        {{ log(taxi ~ ' ' ~ month.month ~ ': ' ~ loop.index ~ ' of ' ~ plan | length ~ ': ' ~ statement_sql) }}
+        {%- do run_query(statement_sql) -%}
+    {%- endfor -%}
+
+    {%- set collapsed = repeats.exact + repeats.variants -%}
+    {{ return({
+        'rows_in_file': rows_in_file,
+        'rows_loaded': rows_in_file - collapsed,
+        'repeats_collapsed': collapsed,
+        'exact_repeats': repeats.exact,
+        'same_id_variants': repeats.variants,
+        'pickups_outside_month': pickups_outside_month,
+        'action': 'replaced' if replacing else 'loaded',
+    }) }}
+{% endmacro %}

@@ -1,0 +1,254 @@
+"""`runner`: load NYC taxi months into Postgres through the nyc_taxi dbt project.
+
+Thin commands: they parse options, pick the server, report progress and results.
+The work is in runner/pipeline.py. Heavy imports (dbt, psycopg2, rich) happen inside
+the commands, so `runner --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from runner.pipeline import MonthOutcome, RunResult
+    from runner.project import Month, Project, TaxiSpec
+
+EXIT_OK, EXIT_MONTH_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+app = typer.Typer(
+    help="Load NYC taxi trip files (green, yellow; 2019-01 to 2021-07) into Postgres with dbt.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The embedded PostgreSQL the runner uses when PGHOST is not set.", no_args_is_help=True)
+cache_app = typer.Typer(help="The download cache.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(cache_app, name="cache")
+
+TaxiOption = Annotated[list[str], typer.Option("--taxi", "-t", help="Taxi type: green or yellow (repeat for both).")]
+SourceOption = Annotated[
+    str | None,
+    typer.Option(help="Where files come from: an http(s) URL prefix or a local folder, laid out as "
+                      "<prefix>/<taxi>/<taxi>_tripdata_<YYYY>-<MM>.csv.gz. Default: the public release files."),
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Reload months already loaded from the same file.")]
+CacheOption = Annotated[
+    Path | None, typer.Option(help="Download cache folder (default: $RUNNER_CACHE_DIR or ~/.cache/nyc-taxi).")
+]
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def info(message: str) -> None:
+    typer.secho(message, err=True, dim=True)
+
+
+def use_server() -> None:
+    """PGHOST set: that server. Otherwise the embedded one, started if needed."""
+    if os.environ.get("PGHOST"):
+        info(f"using PostgreSQL at {os.environ['PGHOST']}:{os.environ.get('PGPORT', '5432')} (from PGHOST)")
+        return
+    from runner.embedded import EmbeddedError, EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    try:
+        started = server.start()
+    except EmbeddedError as error:
+        fail(str(error))
+    os.environ.update(server.env())
+    info(f"{'started' if started else 'using'} the embedded PostgreSQL at {server.url()}")
+
+
+def _project() -> Project:
+    from runner.project import load_project
+
+    return load_project()
+
+
+def _run(plan: list[tuple[TaxiSpec, Month]], source: str | None, force: bool, cache_dir: Path | None) -> None:
+    from runner.dbt import Dbt
+    from runner.pipeline import Pipeline, Settings
+    from runner.progress import RichReporter, print_summary
+    from runner.source import default_cache_dir
+    from runner.warehouse import Warehouse
+
+    project = _project()
+    use_server()
+    pipeline = Pipeline(
+        project=project,
+        settings=Settings(source=source, cache_dir=cache_dir or default_cache_dir(), force=force),
+        warehouse=Warehouse.for_project(project.landing_schema_suffix),
+        dbt=Dbt(project_dir=project.root, profiles_dir=project.root / "profiles"),
+    )
+    reporter = RichReporter(total_months=len(plan))
+    pipeline.reporter = reporter
+    result: RunResult | None = None
+    try:
+        with reporter:
+            result = pipeline.run(plan, on_done=reporter.month_done)
+    except KeyboardInterrupt:
+        typer.secho("interrupted: the month in progress was rolled back and marked failed; "
+                    "finished months are kept", err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        pipeline.warehouse.close()
+    print_summary(result)
+    if result.failed:
+        failed = [o for o in result.outcomes if o.failed]
+        if failed:
+            taxis = sorted({o.taxi for o in failed})
+            first, last = min(o.month for o in failed), max(o.month for o in failed)
+            hint = " ".join(f"--taxi {t}" for t in taxis)
+            typer.secho(f"{len(failed)} month(s) failed; fix the cause and run again (loaded months are skipped): "
+                        f"runner backfill {hint} --start {first} --end {last}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(EXIT_MONTH_FAILED)
+
+
+def _taxis(project: Project, names: list[str]) -> list[TaxiSpec]:
+    return [project.taxi(name) for name in dict.fromkeys(names)]
+
+
+@app.command()
+def load(
+    taxi: TaxiOption,
+    month: Annotated[str, typer.Option("--month", "-m", help="File month, YYYY-MM.")],
+    source: SourceOption = None,
+    force: ForceOption = False,
+    cache_dir: CacheOption = None,
+) -> None:
+    """Load one file month, end to end: download, land, merge, record."""
+    from runner.project import UsageError
+
+    try:
+        project = _project()
+        plan = [(spec, project.month(month)) for spec in _taxis(project, taxi)]
+    except UsageError as error:
+        fail(str(error))
+    _run(plan, source, force, cache_dir)
+
+
+@app.command()
+def backfill(
+    taxi: TaxiOption,
+    start: Annotated[str, typer.Option(help="First file month, YYYY-MM.")],
+    end: Annotated[str, typer.Option(help="Last file month, YYYY-MM (included).")],
+    source: SourceOption = None,
+    force: ForceOption = False,
+    cache_dir: CacheOption = None,
+) -> None:
+    """Load a range of file months, oldest first; months already loaded from the same file are skipped."""
+    from runner.project import UsageError, month_range
+
+    try:
+        project = _project()
+        months = month_range(project.month(start), project.month(end))
+        plan = [(spec, month) for spec in _taxis(project, taxi) for month in months]
+    except UsageError as error:
+        fail(str(error))
+    _run(plan, source, force, cache_dir)
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ledger's view as JSON lines.")] = False,
+) -> None:
+    """What is loaded: a grid of taxi type x file month with rows and state, from the ledger."""
+    from runner.progress import print_status
+    from runner.warehouse import Warehouse
+
+    project = _project()
+    use_server()
+    warehouse = Warehouse.for_project(project.landing_schema_suffix)
+    try:
+        states = warehouse.month_states()
+    finally:
+        warehouse.close()
+    print_status(project, states, as_json=as_json)
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL (initialising it on first use)."""
+    from runner.embedded import EmbeddedError, EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    try:
+        started = server.start()
+    except EmbeddedError as error:
+        fail(str(error))
+    typer.echo(f"{'started' if started else 'already running'}: {server.url()}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL."""
+    from runner.embedded import EmbeddedPostgres
+
+    typer.echo("stopped" if EmbeddedPostgres().stop() else "not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Is the embedded PostgreSQL running, where, and on which port."""
+    from runner.embedded import EmbeddedPostgres
+
+    state = EmbeddedPostgres().status()
+    typer.echo(f"{'running' if state.running else 'stopped'} (pid {state.pid or '-'}), port {state.port}, "
+               f"data {state.data_dir}{'' if state.initialized else ' (not initialised)'}"
+               f"{f', PostgreSQL {state.version}' if state.version else ''}")
+    raise typer.Exit(EXIT_OK if state.running else 3)
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the embedded server's connection URL (for psql, dbt or a notebook)."""
+    from runner.embedded import EmbeddedPostgres
+
+    typer.echo(EmbeddedPostgres().url())
+
+
+@db_app.command("reset")
+def db_reset(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Stop the embedded PostgreSQL and delete all its data."""
+    from runner.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    if not yes:
+        typer.confirm(f"Delete every table in {server.status().data_dir}?", abort=True)
+    server.reset()
+    typer.echo("reset: the next start initialises an empty server")
+
+
+@cache_app.command("clean")
+def cache_clean(cache_dir: CacheOption = None) -> None:
+    """Delete downloaded files from the cache."""
+    from runner.source import clean_cache, default_cache_dir
+
+    folder = cache_dir or default_cache_dir()
+    files, freed = clean_cache(folder)
+    typer.echo(f"removed {files} file(s), {freed / 1e6:.1f} MB, from {folder}")
+
+
+def main() -> None:
+    """Console entry point: exit 0 ok, 1 a month failed, 2 bad usage or a crash, 130 interrupted."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as error:  # a crash: one line, not a traceback, and exit 2
+        if os.environ.get("RUNNER_DEBUG"):
+            raise
+        typer.secho(f"error: {type(error).__name__}: {error} (set RUNNER_DEBUG=1 for the traceback)",
+                    err=True, fg=typer.colors.RED)
+        sys.exit(EXIT_USAGE)

@@ -1,0 +1,78 @@
+"""dbt, in-process: the project is parsed once, then every call reuses the manifest.
+
+dbt is not safe to call from several threads of one process; the runner calls it from one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class DbtError(RuntimeError):
+    """A dbt call failed; the message is dbt's own, without its log decoration."""
+
+
+@dataclass
+class Dbt:
+    project_dir: Path
+    profiles_dir: Path
+    target: str | None = None
+    _runner: Any = field(default=None, repr=False)
+    _errors: list[str] = field(default_factory=list, repr=False)
+
+    def _collect(self, event: Any) -> None:
+        if event.info.level == "error" and event.info.msg:
+            self._errors.append(str(event.info.msg))
+
+    def _common_args(self) -> list[str]:
+        args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
+        if self.target:
+            args += ["--target", self.target]
+        return args
+
+    def invoke(self, command: list[str]) -> Any:
+        """Run one dbt command; dbt's console output is silenced (it still logs to logs/dbt.log)."""
+        from dbt.cli.main import dbtRunner
+
+        if self._runner is None:
+            parsed = dbtRunner(callbacks=[self._collect]).invoke(
+                ["parse", "--log-level", "none", *self._common_args()]
+            )
+            if not parsed.success:
+                raise DbtError(self._message("dbt could not parse the project", parsed))
+            self._runner = dbtRunner(manifest=parsed.result, callbacks=[self._collect])
+        self._errors.clear()
+        result = self._runner.invoke([*command, "--log-level", "none", *self._common_args()])
+        if not result.success:
+            raise DbtError(self._message(f"dbt {command[0]} failed", result))
+        return result.result
+
+    def _message(self, fallback: str, result: Any) -> str:
+        messages = [
+            node.message
+            for node in getattr(result.result, "results", None) or []
+            if node.status in ("error", "fail") and node.message
+        ]
+        if result.exception is not None:
+            messages.append(str(result.exception))
+        text = "\n".join(messages or self._errors) or fallback
+        # dbt appends the macro call stack ("> in macro ..."); users need the message itself
+        lines = [line for line in text.splitlines() if not line.lstrip().startswith("> ")]
+        return "\n".join(line for line in lines if line.strip()) or fallback
+
+    def run_operation(self, macro: str, args: dict[str, Any]) -> None:
+        self.invoke(["run-operation", macro, "--args", json.dumps(args)])
+
+    def build(self, select: list[str] | None = None, exclude: list[str] | None = None,
+              variables: dict[str, Any] | None = None) -> Any:
+        command = ["build"]
+        if select:
+            command += ["--select", *select]
+        if exclude:
+            command += ["--exclude", *exclude]
+        if variables:
+            command += ["--vars", json.dumps(variables)]
+        return self.invoke(command)

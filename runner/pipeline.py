@@ -1,0 +1,171 @@
+"""The runner's core: one month from source to main table, and a run over many months.
+
+No CLI here: the commands in runner/cli.py parse and report; this module does the work and
+is what the tests drive. Per month: fetch (download or local file) -> skip if the month is
+already loaded from the same bytes -> open a ledger row (dbt) -> check the header -> COPY
+into the landing table -> merge (dbt). Downstream models are built once at the end of a run.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from runner.csvfile import CsvStream, FileError, check_header, describe
+from runner.dbt import Dbt, DbtError
+from runner.project import Month, Project, TaxiSpec
+from runner.source import SourceError, fetch, is_local
+from runner.warehouse import Warehouse
+
+
+class Reporter(Protocol):
+    """What the pipeline tells its caller while it works (the CLI draws progress bars)."""
+
+    def stage(self, spec: TaxiSpec, month: Month, stage: str, total: int | None = None) -> None: ...
+    def advance(self, done: int, total: int | None = None) -> None: ...
+    def warn(self, text: str) -> None: ...
+
+
+class QuietReporter:
+    def stage(self, spec: TaxiSpec, month: Month, stage: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, done: int, total: int | None = None) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: str | None  # None: the public URL pattern
+    cache_dir: Path
+    force: bool = False  # reload months already loaded from the same file
+
+
+@dataclass
+class MonthOutcome:
+    taxi: str
+    month: Month
+    status: str  # loaded | replaced | unchanged | skipped | failed
+    rows: int | None = None
+    seconds: float = 0.0
+    message: str = ""
+    load_id: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+@dataclass
+class RunResult:
+    outcomes: list[MonthOutcome] = field(default_factory=list)
+    downstream_error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.downstream_error is not None or any(o.failed for o in self.outcomes)
+
+
+@dataclass
+class Pipeline:
+    project: Project
+    settings: Settings
+    warehouse: Warehouse
+    dbt: Dbt
+    reporter: Reporter = field(default_factory=QuietReporter)
+
+    def run(self, plan: list[tuple[TaxiSpec, Month]],
+            on_done: Callable[[MonthOutcome], None] | None = None) -> RunResult:
+        """Load each month of the plan in order, then build the downstream models once."""
+        result = RunResult()
+        for spec, month in plan:
+            outcome = self.load_month(spec, month)
+            result.outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+        if any(o.status in ("loaded", "replaced") for o in result.outcomes):
+            try:
+                self.dbt.build(exclude=["tag:ingestion"])
+            except DbtError as error:
+                result.downstream_error = str(error)
+        return result
+
+    def load_month(self, spec: TaxiSpec, month: Month) -> MonthOutcome:
+        started = time.monotonic()
+        outcome = self._load_month(spec, month)
+        outcome.seconds = time.monotonic() - started
+        return outcome
+
+    def _load_month(self, spec: TaxiSpec, month: Month) -> MonthOutcome:
+        filename = spec.filename(month)
+        load_id = str(uuid.uuid4())
+        self.reporter.stage(spec, month, "fetch")
+        try:
+            fetched = fetch(
+                spec.name, month, filename, source=self.settings.source, cache_dir=self.settings.cache_dir,
+                progress=self.reporter.advance, warn=self.reporter.warn,
+            )
+        except SourceError as error:
+            self._record_failure(load_id, spec, month, str(error))
+            return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id)
+
+        current = self.warehouse.last_success(spec.name, month)
+        if current is not None and current["checksum"] == fetched.sha256 and not self.settings.force:
+            return MonthOutcome(
+                spec.name, month, "skipped", rows=current["rows_loaded"],
+                message=f"already loaded from the same file (load {current['load_id']})", load_id=current["load_id"],
+            )
+
+        try:
+            self.dbt.run_operation("tripdata_begin_load", {
+                "taxi": spec.name, "month": str(month), "load_id": load_id, "filename": filename,
+                "source_url": fetched.source_url, "bytes": fetched.size, "checksum": fetched.sha256,
+                "loaded_by": "runner",
+            })
+            check_header(spec, month, fetched.path)
+            self.reporter.stage(spec, month, "copy", total=fetched.size)
+            with CsvStream(spec, month, fetched.path, progress=self.reporter.advance) as stream:
+                self._copy(spec, month, stream)
+            self.reporter.stage(spec, month, "merge")
+            self.dbt.build(select=[spec.main_table], variables={
+                "taxi": spec.name, "month": str(month), "load_id": load_id, "force": self.settings.force,
+            })
+        except (FileError, DbtError) as error:
+            if isinstance(error, FileError) and not is_local(self.settings.source):
+                fetched.path.unlink(missing_ok=True)  # a corrupt download must not be served from cache again
+            self._record_failure(load_id, spec, month, str(error))
+            return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id)
+        except KeyboardInterrupt:
+            self._record_failure(load_id, spec, month, "interrupted")
+            raise
+
+        load = self.warehouse.load(load_id) or {}
+        return MonthOutcome(spec.name, month, load.get("action") or "failed", rows=load.get("rows_loaded"),
+                            load_id=load_id, message=load.get("error") or "")
+
+    def _copy(self, spec: TaxiSpec, month: Month, stream: CsvStream) -> None:
+        import psycopg2
+
+        try:
+            self.warehouse.copy_month(spec, month, stream)
+        except psycopg2.Error as error:
+            # COPY's own words name the line and column of a bad row
+            detail = " ".join(str(error).split())
+            raise FileError(f"{describe(spec, month)}: the warehouse rejected the file: {detail}") from error
+
+    def _record_failure(self, load_id: str, spec: TaxiSpec, month: Month, error: str) -> None:
+        """Best effort: the failure is reported to the user either way."""
+        try:
+            self.dbt.run_operation("tripdata_fail_load", {
+                "load_id": load_id, "error": error, "taxi": spec.name, "month": str(month),
+                "filename": spec.filename(month),
+            })
+        except DbtError as failure:
+            self.reporter.warn(f"could not record the failure in the ledger: {failure}")

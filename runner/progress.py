@@ -1,0 +1,133 @@
+"""What the user sees: progress bars while months load, a summary table, the status grid."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from runner.pipeline import MonthOutcome, RunResult
+    from runner.project import Month, Project, TaxiSpec
+
+STAGES = {"fetch": "downloading", "copy": "loading", "merge": "merging"}
+STATUS_STYLE = {
+    "loaded": "green", "replaced": "green", "unchanged": "cyan", "skipped": "cyan",
+    "failed": "bold red", "running": "yellow", "succeeded": "green",
+}
+
+stderr = Console(stderr=True)
+stdout = Console()
+
+
+class RichReporter:
+    """Two bars: months done, and the current month's bytes (downloaded, then loaded)."""
+
+    def __init__(self, total_months: int) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=stderr, transient=True,
+        )
+        self._bytes = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            console=stderr, transient=True,
+        )
+        self._total_months = total_months
+        self._months: TaskID | None = None
+        self._current: TaskID | None = None
+
+    def __enter__(self) -> RichReporter:
+        from rich.console import Group
+        from rich.live import Live
+
+        self._live = Live(Group(self._progress, self._bytes), console=stderr, transient=True)
+        self._live.__enter__()
+        self._months = self._progress.add_task("months", total=self._total_months)
+        self._current = self._bytes.add_task("", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.__exit__(*exc)
+
+    def stage(self, spec: TaxiSpec, month: Month, stage: str, total: int | None = None) -> None:
+        assert self._current is not None
+        self._bytes.reset(self._current, total=total, description=f"{spec.name} {month} {STAGES.get(stage, stage)}")
+
+    def advance(self, done: int, total: int | None = None) -> None:
+        assert self._current is not None
+        if total is not None:
+            self._bytes.update(self._current, total=total)
+        self._bytes.update(self._current, completed=done)
+
+    def warn(self, text: str) -> None:
+        stderr.print(f"[yellow]warning:[/] {text}")
+
+    def month_done(self, outcome: MonthOutcome) -> None:
+        style = STATUS_STYLE.get(outcome.status, "")
+        rows = f"{outcome.rows:,} rows" if outcome.rows is not None else ""
+        stderr.print(f"{outcome.taxi} {outcome.month}: [{style}]{outcome.status}[/] {rows} "
+                     f"in {outcome.seconds:.1f}s", highlight=False)
+        if outcome.failed:
+            stderr.print(f"  [red]{outcome.message}[/]", highlight=False, markup=False)
+        assert self._months is not None
+        self._progress.advance(self._months)
+
+
+def print_summary(result: RunResult | None) -> None:
+    if result is None or not result.outcomes:
+        return
+    table = Table(title="runner summary", title_justify="left")
+    for column, justify in (("taxi", "left"), ("month", "left"), ("status", "left"), ("rows", "right"),
+                            ("seconds", "right"), ("note", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for o in result.outcomes:
+        table.add_row(o.taxi, str(o.month), f"[{STATUS_STYLE.get(o.status, '')}]{o.status}[/]",
+                      f"{o.rows:,}" if o.rows is not None else "", f"{o.seconds:.1f}",
+                      (o.message.splitlines() or [""])[0][:120])
+    stdout.print(table)
+    if result.downstream_error:
+        stderr.print(f"[red]downstream models failed:[/] {result.downstream_error}", highlight=False)
+
+
+def print_status(project: Project, states: list[dict[str, Any]], as_json: bool = False) -> None:
+    if as_json:
+        for state in states:
+            row = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in state.items()}
+            row["file_month"] = str(state["file_month"])[:7]
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    by_cell = {(s["taxi"], f"{s['file_month']:%Y-%m}"): s for s in states}
+    table = Table(title="loaded months (rows in the main table; state of the latest load)", title_justify="left")
+    table.add_column("month")
+    taxis = sorted(project.taxis)
+    for taxi in taxis:
+        table.add_column(taxi, justify="right")
+    for month in project.months:
+        cells = []
+        for taxi in taxis:
+            state = by_cell.get((taxi, str(month)))
+            if state is None:
+                cells.append("[dim]·[/]")
+                continue
+            rows = f"{state['rows_loaded']:,}" if state["rows_loaded"] is not None else "-"
+            flag = "" if state["state"] == "succeeded" else f" [{STATUS_STYLE[state['state']]}]{state['state']}[/]"
+            cells.append(f"{rows}{flag}")
+        table.add_row(str(month), *cells)
+    stdout.print(table)
+    failed = [s for s in states if s["state"] == "failed"]
+    for state in failed:
+        stdout.print(f"[red]{state['taxi']} {state['file_month']:%Y-%m} failed:[/] {state['error']}",
+                     highlight=False)

@@ -1,0 +1,116 @@
+"""The runner's own Postgres connection: streaming COPY into landing tables, and ledger reads.
+
+Everything else the warehouse does (tables, merges, ledger writes) is dbt macros' work.
+The connection comes from the standard libpq variables (PGHOST, PGPORT, ...), exactly as the
+dbt profile reads them, so the runner and dbt always talk to the same server.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import IO, Any
+
+from runner.project import Month, TaxiSpec
+
+COPY_CHUNK = 1 << 20  # bytes handed to the server per write: bounded memory on any file size
+
+
+def target_schema() -> str:
+    """The dbt profile's schema (profiles/profiles.yml reads the same variable)."""
+    return os.environ.get("TAXI_SCHEMA", "nyc_taxi")
+
+
+def month_lock_key(taxi: str, month: Month) -> tuple[str, int]:
+    """Arguments of the month's advisory lock; macros/postgres/tables.sql (lock_month) takes the same."""
+    return f"tripdata:{taxi}", month.year * 100 + month.month
+
+
+@dataclass
+class Warehouse:
+    schema: str
+    landing_schema: str
+    _connection: Any = None
+
+    @classmethod
+    def for_project(cls, landing_schema_suffix: str) -> Warehouse:
+        schema = target_schema()
+        return cls(schema=schema, landing_schema=schema + landing_schema_suffix)
+
+    def connect(self) -> Any:
+        import psycopg2
+
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg2.connect(
+                "", application_name="nyc-taxi-runner", connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10))
+            )
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None and not self._connection.closed:
+            self._connection.close()
+
+    def copy_month(self, spec: TaxiSpec, month: Month, csv_stream: IO[bytes]) -> int:
+        """Replace the landing table's rows with the CSV stream (header line included), in one transaction.
+
+        Under the month lock, so a concurrent merge of the same month sees the old rows or the
+        new ones, never half of them. A failure anywhere (a bad row, a corrupt gzip) rolls back.
+        """
+        from psycopg2 import sql
+
+        landing = sql.Identifier(self.landing_schema, spec.landing_table(month))
+        copy = sql.SQL("copy {} ({}) from stdin with (format csv, header true, freeze true)").format(
+            landing, sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+        )
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("select pg_advisory_xact_lock(hashtext(%s), %s)", month_lock_key(spec.name, month))
+                # truncating in this transaction lets COPY write the rows already frozen
+                cursor.execute(sql.SQL("truncate {}").format(landing))
+                cursor.copy_expert(copy, csv_stream, size=COPY_CHUNK)
+                rows = cursor.rowcount
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        return rows
+
+    def _query(self, query: str, params: tuple = ()) -> list[dict[str, Any]]:
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("select to_regclass(%s) is not null", (f'"{self.schema}".load_ledger',))
+                if not cursor.fetchone()[0]:
+                    return []
+                cursor.execute(query.format(ledger=f'"{self.schema}".load_ledger'), params)
+                names = [column.name for column in cursor.description]
+                return [dict(zip(names, row)) for row in cursor.fetchall()]
+        finally:
+            connection.rollback()  # read-only: end the transaction, hold no locks
+
+    def load(self, load_id: str) -> dict[str, Any] | None:
+        rows = self._query("select * from {ledger} where load_id = %s", (load_id,))
+        return rows[0] if rows else None
+
+    def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None:
+        rows = self._query(
+            "select * from {ledger} where taxi = %s and file_month = %s and state = 'succeeded'"
+            " order by finished_at desc limit 1",
+            (taxi, month.first_day),
+        )
+        return rows[0] if rows else None
+
+    def month_states(self) -> list[dict[str, Any]]:
+        """Per taxi and file month: the latest attempt, and the rows of the last successful load."""
+        return self._query(
+            """
+            select distinct on (taxi, file_month)
+                taxi, file_month, state, action, error, started_at, finished_at, load_id,
+                (select s.rows_loaded from {ledger} as s
+                 where s.taxi = l.taxi and s.file_month = l.file_month and s.state = 'succeeded'
+                 order by s.finished_at desc limit 1) as rows_loaded
+            from {ledger} as l
+            order by taxi, file_month, started_at desc
+            """
+        )
