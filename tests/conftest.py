@@ -5,18 +5,20 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# The project is not installed into the venv: make `runner` importable when pytest runs from anywhere.
-# (`pythonpath = ["."]` under [tool.pytest.ini_options] would make this line unnecessary.)
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from runner.dbt import Dbt
 from runner.embedded import EmbeddedPostgres
+from runner.pipeline import Pipeline, Settings
+from runner.project import Project, load_project
+from runner.warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "data" / "tripdata"  # the real files shipped with the project
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +42,64 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
         mp.undo()
+
+
+@pytest.fixture(scope="session")
+def warehouse_env(pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """libpq variables pointing at the test server, as a user would set them for their own server."""
+    mp = pytest.MonkeyPatch()
+    env = {**pg_server.env(), "RUNNER_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+    for key, value in env.items():
+        mp.setenv(key, value)
+    mp.delenv("TAXI_SCHEMA", raising=False)
+    yield env
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    return load_project()
+
+
+@pytest.fixture(scope="session")
+def dbt(warehouse_env: dict[str, str], project: Project) -> Dbt:
+    """dbt in-process, the project parsed once for the session (as the runner does)."""
+    return Dbt(project_dir=project.root, profiles_dir=project.root / "profiles")
+
+
+@pytest.fixture
+def db(pg_server: EmbeddedPostgres, clean_warehouse: None) -> Iterator:
+    """A connection for assertions, on a warehouse emptied before the test."""
+    connection = pg_server.connect()
+    connection.autocommit = True
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def clean_warehouse(pg_server: EmbeddedPostgres, warehouse_env: dict[str, str]) -> None:
+    connection = pg_server.connect()
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("drop schema if exists nyc_taxi cascade; drop schema if exists nyc_taxi_landing cascade")
+    connection.close()
+
+
+@pytest.fixture
+def make_pipeline(dbt: Dbt, project: Project, tmp_path: Path, clean_warehouse: None) -> Iterator:
+    """Pipelines on the test server; each test's warehouse starts empty."""
+    made: list[Pipeline] = []
+
+    def make(source: str | Path | None = BUNDLED, force: bool = False) -> Pipeline:
+        pipeline = Pipeline(
+            project=project,
+            settings=Settings(source=str(source) if source else None, cache_dir=tmp_path / "cache", force=force),
+            warehouse=Warehouse.for_project(project.landing_schema_suffix),
+            dbt=dbt,
+        )
+        made.append(pipeline)
+        return pipeline
+
+    yield make
+    for pipeline in made:
+        pipeline.warehouse.close()

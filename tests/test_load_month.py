@@ -1,0 +1,218 @@
+"""A month from CSV.gz to the main table, end to end through the runner's core, on a real server.
+
+Expected figures come from tests/reference.py, which reads the CSV independently.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import BUNDLED
+
+from reference import expected_month, read_rows, write_month
+from runner.project import Month
+
+GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
+YELLOW_2020_07 = BUNDLED / "yellow" / "yellow_tripdata_2020-07.csv.gz"
+
+
+def month_rows(db, taxi: str, month: str) -> dict[str, tuple]:
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"select unique_row_id, load_id, filename, fare_amount, total_amount from nyc_taxi.{taxi}_tripdata"
+            " where file_month = %s",
+            (f"{month}-01",),
+        )
+        rows = cursor.fetchall()
+    ids = [row[0] for row in rows]
+    assert len(ids) == len(set(ids)), "duplicate unique_row_id in a file month"
+    return {row[0]: row[1:] for row in rows}
+
+
+def ledger(db, load_id: str) -> dict:
+    with db.cursor() as cursor:
+        cursor.execute("select * from nyc_taxi.load_ledger where load_id = %s", (load_id,))
+        names = [c.name for c in cursor.description]
+        return dict(zip(names, cursor.fetchone(), strict=True))
+
+
+def test_real_green_month_loads_with_the_counts_of_the_file(make_pipeline, db, project):
+    expected = expected_month(GREEN_2020_10, "2020-10")
+    assert expected.rows_in_file == 95_120  # the published month, as FACTS states it
+
+    outcome = make_pipeline().load_month(project.taxi("green"), Month(2020, 10))
+
+    assert outcome.status == "loaded", outcome.message
+    assert outcome.rows == expected.rows_loaded
+    rows = month_rows(db, "green", "2020-10")
+    assert set(rows) == set(expected.kept)  # the same ids, computed by Python's md5 from the CSV text
+    record = ledger(db, outcome.load_id)
+    assert record["state"] == "succeeded" and record["action"] == "loaded"
+    assert record["rows_in_file"] == expected.rows_in_file
+    assert record["rows_loaded"] == expected.rows_loaded
+    assert record["exact_repeats"] == expected.exact_repeats
+    assert record["same_id_variants"] == expected.same_id_variants
+    assert record["pickups_outside_month"] == expected.pickups_outside_month == 9
+    assert record["bytes"] == GREEN_2020_10.stat().st_size
+    assert record["filename"] == "green_tripdata_2020-10.csv.gz"
+    assert {load for load, _, _, _ in rows.values()} == {outcome.load_id}
+    # nothing left in the landing schema: the landing table became the partition
+    with db.cursor() as cursor:
+        cursor.execute("select count(*) from pg_tables where schemaname = 'nyc_taxi_landing'")
+        assert cursor.fetchone()[0] == 0
+        cursor.execute("select relpersistence from pg_class where oid = 'nyc_taxi.green_tripdata_2020_10'::regclass")
+        assert cursor.fetchone()[0] == "p"  # logged: durable like any table
+
+
+def test_every_value_survives_exactly(make_pipeline, db, project):
+    """Amounts are exact numerics and times are zone-less: sums agree to the cent with the CSV."""
+    from decimal import Decimal
+
+    header, rows = read_rows(GREEN_2020_10)
+    make_pipeline().load_month(project.taxi("green"), Month(2020, 10))
+    total = header.index("total_amount")
+    with db.cursor() as cursor:
+        cursor.execute("select sum(total_amount), count(*) filter (where vendorid is null),"
+                       " count(*) filter (where total_amount < 0), min(lpep_pickup_datetime)::text"
+                       " from nyc_taxi.green_tripdata")
+        total_sum, empty_vendor, negative, first_pickup = cursor.fetchone()
+    assert total_sum == sum(Decimal(row[total]) for row in rows if row[total])
+    assert empty_vendor == sum(1 for row in rows if not row[0])
+    assert negative == sum(1 for row in rows if row[total] and Decimal(row[total]) < 0)
+    assert first_pickup == min(row[1] for row in rows if row[1])
+
+
+def test_yellow_rows_with_lf_endings_and_pickups_before_the_month(make_pipeline, db, project):
+    expected = expected_month(YELLOW_2020_07, "2020-07")
+    outcome = make_pipeline().load_month(project.taxi("yellow"), Month(2020, 7))
+    assert outcome.status == "loaded", outcome.message
+    assert set(month_rows(db, "yellow", "2020-07")) == set(expected.kept)
+    record = ledger(db, outcome.load_id)
+    assert record["pickups_outside_month"] == expected.pickups_outside_month == 5
+    assert record["rows_in_file"] == 266
+
+
+def test_second_load_changes_nothing(make_pipeline, db, project):
+    pipeline = make_pipeline()
+    first = pipeline.load_month(project.taxi("green"), Month(2020, 10))
+    before = month_rows(db, "green", "2020-10")
+
+    again = pipeline.load_month(project.taxi("green"), Month(2020, 10))
+
+    assert again.status == "skipped" and again.load_id == first.load_id
+    assert month_rows(db, "green", "2020-10") == before
+
+
+def test_forced_reload_of_the_same_file_keeps_the_month_whole(make_pipeline, db, project):
+    make_pipeline().load_month(project.taxi("green"), Month(2020, 10))
+    before = month_rows(db, "green", "2020-10")
+
+    forced = make_pipeline(force=True).load_month(project.taxi("green"), Month(2020, 10))
+
+    assert forced.status == "replaced", forced.message
+    after = month_rows(db, "green", "2020-10")
+    assert set(after) == set(before)
+    assert {load for load, *_ in after.values()} == {forced.load_id}
+
+
+def test_republished_file_replaces_its_month(make_pipeline, db, project, tmp_path):
+    header, rows = read_rows(GREEN_2020_10)
+    write_month(tmp_path, "green", "2020-10", header, rows[:1000])
+    make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
+    assert len(month_rows(db, "green", "2020-10")) == 1000
+
+    # the corrected file: 400 rows gone, 300 new, 7 exact repeats, 2 same-id variants (fare changed)
+    fare = header.index("fare_amount")
+    total = header.index("total_amount")
+    variants = [list(rows[1200]), list(rows[1299])]
+    for variant in variants:
+        variant[total] = "999.99"  # not an identity field: same id, different row
+    republished = rows[400:1000] + rows[1000:1300] + rows[500:507] + variants
+    path = write_month(tmp_path, "green", "2020-10", header, republished)
+    expected = expected_month(path, "2020-10")
+    assert (expected.exact_repeats, expected.same_id_variants) == (7, 2)
+
+    outcome = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
+
+    assert outcome.status == "replaced", outcome.message
+    after = month_rows(db, "green", "2020-10")
+    assert set(after) == set(expected.kept) and len(after) == 900
+    # the first row of an id in file order wins: the variants' totals are not kept
+    for variant in variants:
+        kept = after[next(i for i, r in expected.kept.items() if r[fare] == variant[fare] and r[1] == variant[1])]
+        assert str(kept[3]) != "999.99"
+    record = ledger(db, outcome.load_id)
+    assert (record["exact_repeats"], record["same_id_variants"], record["repeats_collapsed"]) == (7, 2, 9)
+    assert record["rows_in_file"] == len(republished) and record["rows_loaded"] == 900
+
+
+def test_months_are_partitions_and_loading_one_leaves_the_others(make_pipeline, db, project, tmp_path):
+    header, rows = read_rows(GREEN_2020_10)
+    paths = {month: write_month(tmp_path, "green", month, header, rows[:500]) for month in ("2020-09", "2020-10", "2020-11")}
+    pipeline = make_pipeline(source=tmp_path)
+    result = pipeline.run([(project.taxi("green"), Month.parse(m)) for m in ("2020-09", "2020-10", "2020-11")])
+    assert [o.status for o in result.outcomes] == ["loaded"] * 3
+    with db.cursor() as cursor:
+        cursor.execute("select count(*) from pg_inherits where inhparent = 'nyc_taxi.green_tripdata'::regclass")
+        assert cursor.fetchone()[0] == 3
+        cursor.execute("select file_month::text, count(*) from nyc_taxi.green_tripdata group by 1 order by 1")
+        assert cursor.fetchall() == [("2020-09-01", 500), ("2020-10-01", 500), ("2020-11-01", 500)]
+    # pickups outside a file month stay in that file month
+    with db.cursor() as cursor:
+        cursor.execute("select pickups_outside_month from nyc_taxi.load_ledger where file_month = '2020-09-01'")
+        outside = cursor.fetchone()[0]
+    assert outside == expected_month(paths["2020-09"], "2020-09").pickups_outside_month > 490
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        ("truncate", "truncated or corrupt gzip"),
+        ("header", "unexpected header"),
+        ("bad_value", 'line 4, column fare_amount: "twelve"'),
+        ("not_gzip", "not a readable gzip file"),
+    ],
+)
+def test_bad_file_fails_the_month_and_leaves_the_warehouse_as_it_was(make_pipeline, db, project, tmp_path,
+                                                                     damage, says):
+    header, rows = read_rows(GREEN_2020_10)
+    write_month(tmp_path, "green", "2020-10", header, rows[:2000])
+    make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
+    before = month_rows(db, "green", "2020-10")
+
+    path = write_month(tmp_path, "green", "2020-10", header, rows[:3000])
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    elif damage == "header":
+        write_month(tmp_path, "green", "2020-10", [*header[:-1], "surcharge"], rows[:3000])
+    elif damage == "bad_value":
+        bad = [list(r) for r in rows[:3000]]
+        bad[2][header.index("fare_amount")] = "twelve"
+        write_month(tmp_path, "green", "2020-10", header, bad)
+    else:
+        path.write_bytes(b"VendorID,lpep_pickup_datetime\n")
+
+    outcome = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
+
+    assert outcome.status == "failed"
+    assert "green_tripdata_2020-10.csv.gz (green 2020-10)" in outcome.message
+    assert says in outcome.message
+    assert month_rows(db, "green", "2020-10") == before
+    record = ledger(db, outcome.load_id)
+    assert record["state"] == "failed" and says in record["error"]
+
+
+def test_missing_file_is_a_failed_month_on_record(make_pipeline, db, project, tmp_path):
+    (tmp_path / "green").mkdir()
+    outcome = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2019, 1))
+    assert outcome.status == "failed"
+    assert "green_tripdata_2019-01.csv.gz (green 2019-01)" in outcome.message
+    assert ledger(db, outcome.load_id)["state"] == "failed"
+
+
+def test_landing_tables_are_per_month(db, dbt):
+    """Two months can be landed at once: each has its own landing table."""
+    for month in ("2020-09", "2020-10"):
+        dbt.run_operation("tripdata_begin_load", {"taxi": "green", "month": month, "load_id": f"l-{month}"})
+    with db.cursor() as cursor:
+        cursor.execute("select tablename from pg_tables where schemaname = 'nyc_taxi_landing' order by 1")
+        assert [r[0] for r in cursor.fetchall()] == ["green_tripdata_2020_09", "green_tripdata_2020_10"]
