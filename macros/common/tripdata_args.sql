@@ -87,7 +87,9 @@
     {%- do month.update({
         'taxi': taxi,
         'filename': taxi ~ '_tripdata_' ~ month.month ~ '.csv.gz',
-        'partition_name': taxi ~ '_tripdata_' ~ month.suffix,
     }) -%}
+    {%- if var('raw_dir', none) is not none -%}
+        {%- do month.update({'raw_path': raw_file_path(var('raw_dir'), taxi, month)}) -%}
+    {%- endif -%}
     {{ return(month) }}
 {% endmacro %}

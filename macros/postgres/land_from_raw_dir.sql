@@ -17,7 +17,7 @@
 
 {% macro postgres__land_from_raw_dir(taxi, month, raw_dir) %}
     {%- set spec = tripdata_spec(taxi) -%}
-    {%- set path = raw_file_path(raw_dir, taxi, month) -%}
+    {%- set path = raw_file_path(raw_dir, taxi, month) -%}  {#- validated again: this macro can be called alone -#}
     {%- set landing = landing_relation(taxi, month) -%}
     {%- set where = month.filename ~ ' (' ~ taxi ~ ' ' ~ month.month ~ ')' -%}
     {%- do create_landing_table(taxi, month) -%}
@@ -50,15 +50,23 @@
         copy {{ landing }} ({{ expected | join(', ') }})
         from program {{ sql_string('gzip -dc "' ~ path ~ '"') }} with (format csv, header true, freeze true)
     {%- endset -%}
+    {#- A cut-off gzip often first shows as a broken last row: on failure, name the real cause. -#}
     {% call statement('land_from_raw_dir', auto_begin=true) %}
         do $land$
         declare
             detail text;
+            gzip_error text;
         begin
             truncate {{ landing }};
             execute {{ sql_string(copy) }};
         exception when others then
             get stacked diagnostics detail = pg_exception_context;
+            create temporary table if not exists nyc_taxi_gzip_test (line text) on commit drop;
+            execute {{ sql_string("copy nyc_taxi_gzip_test from program " ~ sql_string('gzip -t "' ~ path ~ '" 2>&1; true')) }};
+            select string_agg(line, ' ') into gzip_error from nyc_taxi_gzip_test;
+            if gzip_error <> '' then
+                raise exception '%: truncated or corrupt gzip (%); nothing was loaded', {{ sql_string(where) }}, gzip_error;
+            end if;
             raise exception '%: % (%)', {{ sql_string(where) }}, sqlerrm, detail;
         end
         $land$;
