@@ -47,8 +47,15 @@ CHUNK_ROWS = 25_000
 COMPRESS_LEVEL = 6
 ZONE_REDRAW = 0.35
 AMOUNT_COLUMNS = (
-    "fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "ehail_fee",
-    "improvement_surcharge", "total_amount", "congestion_surcharge",
+    "fare_amount",
+    "extra",
+    "mta_tax",
+    "tip_amount",
+    "tolls_amount",
+    "ehail_fee",
+    "improvement_surcharge",
+    "total_amount",
+    "congestion_surcharge",
 )
 # Pickups years away from any file month, as the published files have them (meter clock resets).
 FAR_PICKUPS = ("2008-12-31 23:12:22", "2009-01-01 00:03:14", "2002-12-31 23:02:49", "2088-01-24 00:15:42")
@@ -127,29 +134,35 @@ def _real_rows(taxi: str) -> tuple[str, list[list[str]]]:
 
 
 def _duration(pickup: str, dropoff: str) -> int:
-    return int((datetime.strptime(dropoff, TIME_FORMAT) - datetime.strptime(pickup, TIME_FORMAT)).total_seconds())
+    return int(
+        (datetime.strptime(dropoff, TIME_FORMAT) - datetime.strptime(pickup, TIME_FORMAT)).total_seconds()
+    )
 
 
 @cache
 def model(taxi: str) -> Model:
     header, rows = _real_rows(taxi)
     index = {name.lower(): i for i, name in enumerate(header.split(","))}
-    pickup, dropoff = (next(i for name, i in index.items() if name.endswith(suffix))
-                       for suffix in ("pickup_datetime", "dropoff_datetime"))
+    pickup, dropoff = (
+        next(i for name, i in index.items() if name.endswith(suffix))
+        for suffix in ("pickup_datetime", "dropoff_datetime")
+    )
     templates = []
     for fields in rows:
         duration = _duration(fields[pickup], fields[dropoff])
         fare = float(fields[index["fare_amount"]] or 0)
-        templates.append(Template(
-            fields=tuple(fields),
-            duration=duration,
-            minute=fields[index["vendorid"]] == "" and fields[pickup].endswith(":00"),
-            distance=float(fields[index["trip_distance"]] or 0),
-            fare=fare,
-            tip=float(fields[index["tip_amount"]] or 0),
-            total=float(fields[index["total_amount"]] or 0),
-            half_fare=(fare * 2).is_integer(),
-        ))
+        templates.append(
+            Template(
+                fields=tuple(fields),
+                duration=duration,
+                minute=fields[index["vendorid"]] == "" and fields[pickup].endswith(":00"),
+                distance=float(fields[index["trip_distance"]] or 0),
+                fare=fare,
+                tip=float(fields[index["tip_amount"]] or 0),
+                total=float(fields[index["total_amount"]] or 0),
+                half_fare=(fare * 2).is_integer(),
+            )
+        )
     # Times of day come from the real green month: the yellow sample spans one hour only.
     _, green = (header, rows) if taxi == "green" else _real_rows("green")
     times_of_day = tuple(
@@ -216,7 +229,12 @@ def _chunk(task: tuple[Params, int, int, dict[int, str]]) -> tuple[bytes, dict[s
     pickup_i = next(i for name, i in ix.items() if name.endswith("pickup_datetime"))
     dropoff_i = pickup_i + 1
     pu_i, do_i = ix["pulocationid"], ix["dolocationid"]
-    dist_i, fare_i, tip_i, total_i = ix["trip_distance"], ix["fare_amount"], ix["tip_amount"], ix["total_amount"]
+    dist_i, fare_i, tip_i, total_i = (
+        ix["trip_distance"],
+        ix["fare_amount"],
+        ix["tip_amount"],
+        ix["total_amount"],
+    )
     templates, n_templates = m.templates, len(m.templates)
     pu_zones, n_pu = m.pickup_zones, len(m.pickup_zones)
     do_zones, n_do = m.dropoff_zones, len(m.dropoff_zones)
@@ -302,7 +320,7 @@ def _plan(params: Params) -> list[tuple[Params, int, int, dict[int, str]]]:
     tasks = []
     for start in range(0, params.rows, CHUNK_ROWS):
         count = min(CHUNK_ROWS, params.rows - start)
-        specials = {p: k for p, k in zip(positions, kinds) if start <= p < start + count}
+        specials = {p: k for p, k in zip(positions, kinds, strict=True) if start <= p < start + count}
         tasks.append((params, start, count, specials))
     return tasks
 
@@ -314,16 +332,22 @@ def _read_sidecar(path: Path) -> dict | None:
         return None
 
 
-def generate(taxi: str, month: str, rows: int, out: Path, seed: int = 0, jobs: int | None = None,
-             force: bool = False) -> Generated:
+def generate(
+    taxi: str, month: str, rows: int, out: Path, seed: int = 0, jobs: int | None = None, force: bool = False
+) -> Generated:
     """Write the month's file under `out` unless the same parameters already made it; say where it is."""
     datetime.strptime(month + "-01", "%Y-%m-%d")  # a YYYY-MM month, or ValueError
     model(taxi)  # fail early on an unknown taxi; forked workers inherit the parsed model
     params = Params(taxi=taxi, month=month, rows=rows, seed=seed)
     path = output_path(out, taxi, month)
     sidecar = _read_sidecar(path)
-    if (not force and sidecar is not None and sidecar.get("params") == asdict(params)
-            and path.is_file() and path.stat().st_size == sidecar.get("bytes")):
+    if (
+        not force
+        and sidecar is not None
+        and sidecar.get("params") == asdict(params)
+        and path.is_file()
+        and path.stat().st_size == sidecar.get("bytes")
+    ):
         return Generated(path, params, True, 0.0, sidecar["bytes"], sidecar.get("counts", {}))
 
     started = time.monotonic()
@@ -333,9 +357,12 @@ def generate(taxi: str, month: str, rows: int, out: Path, seed: int = 0, jobs: i
     tasks = _plan(params)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     try:
-        with (open(part, "wb", buffering=1 << 20) as raw,
-              gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, compresslevel=COMPRESS_LEVEL,
-                            mtime=0) as gz):
+        with (
+            open(part, "wb", buffering=1 << 20) as raw,
+            gzip.GzipFile(
+                filename=path.name, mode="wb", fileobj=raw, compresslevel=COMPRESS_LEVEL, mtime=0
+            ) as gz,
+        ):
             gz.write((model(taxi).header + "\r\n").encode())
             if jobs == 1:
                 chunks = map(_chunk, tasks)
@@ -368,9 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--force", action="store_true", help="generate again even if cached")
     args = parser.parse_args(argv)
-    result = generate(args.taxi, args.month, args.rows, args.out, seed=args.seed, jobs=args.jobs, force=args.force)
+    result = generate(
+        args.taxi, args.month, args.rows, args.out, seed=args.seed, jobs=args.jobs, force=args.force
+    )
     how = "cached" if result.cached else f"generated in {result.seconds:.1f} s"
-    print(f"{result.path}: {args.rows:,} rows, {result.bytes / 1e6:.1f} MB ({how}); special rows {result.counts}")
+    print(
+        f"{result.path}: {args.rows:,} rows, {result.bytes / 1e6:.1f} MB ({how});"
+        f" special rows {result.counts}"
+    )
     return 0
 
 

@@ -147,8 +147,10 @@ class Pipeline:
             raise
 
         load = self.warehouse.load(load_id) or {}
-        return MonthOutcome(spec.name, month, load.get("action") or "failed", rows=load.get("rows_loaded"),
-                            load_id=load_id, message=load.get("error") or "")
+        if load.get("state") != "succeeded":
+            message = load.get("error") or f"the ledger shows load {load_id} as {load.get('state', 'missing')}"
+            return MonthOutcome(spec.name, month, "failed", message=message, load_id=load_id)
+        return MonthOutcome(spec.name, month, load["action"], rows=load["rows_loaded"], load_id=load_id)
 
     def _copy(self, spec: TaxiSpec, month: Month, stream: CsvStream) -> None:
         import psycopg2

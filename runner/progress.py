@@ -81,7 +81,7 @@ class RichReporter:
         stderr.print(f"{outcome.taxi} {outcome.month}: [{style}]{outcome.status}[/] {rows} "
                      f"in {outcome.seconds:.1f}s", highlight=False)
         if outcome.failed:
-            stderr.print(f"  [red]{outcome.message}[/]", highlight=False, markup=False)
+            stderr.print(f"  {outcome.message}", style="red", highlight=False, markup=False)
         assert self._months is not None
         self._progress.advance(self._months)
 

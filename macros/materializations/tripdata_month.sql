@@ -31,9 +31,11 @@
 
 {% macro ingest_month(taxi, month) %}
     {%- set raw_dir = var('raw_dir', none) -%}
+    {%- set load_id = var('load_id', none) -%}
     {%- set where = taxi ~ ' ' ~ month.month -%}
 
-    {%- if raw_dir is none and not landing_has_rows(taxi, month) -%}
+    {#- A loader that passes its load_id has landed rows: its load is finished below, whatever it finds. -#}
+    {%- if raw_dir is none and load_id is none and not landing_has_rows(taxi, month) -%}
         {%- set current = ledger_last_success(taxi, month) -%}
         {%- if current is not none -%}
             {{ log(where ~ ': nothing landed; the month is loaded (load ' ~ current.load_id ~ ', '
@@ -49,7 +51,6 @@
     {%- endif -%}
 
     {#- Open (or adopt) the ledger row and commit it, so a failure below stays on record. -#}
-    {%- set load_id = var('load_id', none) -%}
     {%- if load_id is not none -%}
         {%- do validate_load_id(load_id) -%}
         {%- set load = ledger_load(load_id) -%}
@@ -75,7 +76,7 @@
     {%- set current = ledger_last_success(taxi, month) -%}
 
     {%- if not landing_has_rows(taxi, month) -%}
-        {#- A concurrent load merged these rows while we waited for the lock. -#}
+        {#- A concurrent load of the month merged these rows while we waited for the lock. -#}
         {%- set counts = {'action': 'unchanged', 'rows_loaded': current.rows_loaded if current else 0} -%}
     {%- elif current is not none and load.checksum and load.checksum == current.checksum and not var('force', false) -%}
         {#- The same file again: the rows stay as they are (and keep their load_id). -#}
