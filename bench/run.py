@@ -127,6 +127,7 @@ class ServerLog:
     CATEGORIES = (
         ("COPY into landing (server)", re.compile(r"^copy .* from stdin", re.S)),
         ("tables/ledger DDL", re.compile(r"nyc_taxi:prepare|create (schema|table)|comment on")),
+        ("repeated ids: self-join, delete, index again", re.compile(r"nyc_taxi_later_rows")),
         ("unique index build", re.compile(r"create unique index")),
         ("count scan", re.compile(r"count\(\*\) filter")),
         ("CHECK constraint scan", re.compile(r"add constraint")),

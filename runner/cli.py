@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
-    from runner.pipeline import MonthOutcome, RunResult
+    from runner.pipeline import RunResult
     from runner.project import Month, Project, TaxiSpec
 
 EXIT_OK, EXIT_MONTH_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -26,18 +26,26 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="The embedded PostgreSQL the runner uses when PGHOST is not set.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The embedded PostgreSQL the runner uses when PGHOST is not set.", no_args_is_help=True
+)
 cache_app = typer.Typer(help="The download cache.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(cache_app, name="cache")
 
-TaxiOption = Annotated[list[str], typer.Option("--taxi", "-t", help="Taxi type: green or yellow (repeat for both).")]
+TaxiOption = Annotated[
+    list[str], typer.Option("--taxi", "-t", help="Taxi type: green or yellow (repeat for both).")
+]
 SourceOption = Annotated[
     str | None,
-    typer.Option(help="Where files come from: an http(s) URL prefix or a local folder, laid out as "
-                      "<prefix>/<taxi>/<taxi>_tripdata_<YYYY>-<MM>.csv.gz. Default: the public release files."),
+    typer.Option(
+        help="Where files come from: an http(s) URL prefix or a local folder, laid out as "
+        "<prefix>/<taxi>/<taxi>_tripdata_<YYYY>-<MM>.csv.gz. Default: the public release files."
+    ),
 ]
-ForceOption = Annotated[bool, typer.Option("--force", help="Reload months already loaded from the same file.")]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Reload months already loaded from the same file.")
+]
 CacheOption = Annotated[
     Path | None, typer.Option(help="Download cache folder (default: $RUNNER_CACHE_DIR or ~/.cache/nyc-taxi).")
 ]
@@ -96,8 +104,11 @@ def _run(plan: list[tuple[TaxiSpec, Month]], source: str | None, force: bool, ca
         with reporter:
             result = pipeline.run(plan, on_done=reporter.month_done)
     except KeyboardInterrupt:
-        typer.secho("interrupted: the month in progress was rolled back and marked failed; "
-                    "finished months are kept", err=True, fg=typer.colors.YELLOW)
+        typer.secho(
+            "interrupted: the month in progress was rolled back and marked failed; finished months are kept",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         pipeline.warehouse.close()
@@ -108,8 +119,12 @@ def _run(plan: list[tuple[TaxiSpec, Month]], source: str | None, force: bool, ca
             taxis = sorted({o.taxi for o in failed})
             first, last = min(o.month for o in failed), max(o.month for o in failed)
             hint = " ".join(f"--taxi {t}" for t in taxis)
-            typer.secho(f"{len(failed)} month(s) failed; fix the cause and run again (loaded months are skipped): "
-                        f"runner backfill {hint} --start {first} --end {last}", err=True, fg=typer.colors.RED)
+            typer.secho(
+                f"{len(failed)} month(s) failed; fix the cause and run again (loaded months are skipped): "
+                f"runner backfill {hint} --start {first} --end {last}",
+                err=True,
+                fg=typer.colors.RED,
+            )
         raise typer.Exit(EXIT_MONTH_FAILED)
 
 
@@ -202,9 +217,11 @@ def db_status() -> None:
     from runner.embedded import EmbeddedPostgres
 
     state = EmbeddedPostgres().status()
-    typer.echo(f"{'running' if state.running else 'stopped'} (pid {state.pid or '-'}), port {state.port}, "
-               f"data {state.data_dir}{'' if state.initialized else ' (not initialised)'}"
-               f"{f', PostgreSQL {state.version}' if state.version else ''}")
+    typer.echo(
+        f"{'running' if state.running else 'stopped'} (pid {state.pid or '-'}), port {state.port}, "
+        f"data {state.data_dir}{'' if state.initialized else ' (not initialised)'}"
+        f"{f', PostgreSQL {state.version}' if state.version else ''}"
+    )
     raise typer.Exit(EXIT_OK if state.running else 3)
 
 
@@ -249,6 +266,9 @@ def main() -> None:
     except Exception as error:  # a crash: one line, not a traceback, and exit 2
         if os.environ.get("RUNNER_DEBUG"):
             raise
-        typer.secho(f"error: {type(error).__name__}: {error} (set RUNNER_DEBUG=1 for the traceback)",
-                    err=True, fg=typer.colors.RED)
+        typer.secho(
+            f"error: {type(error).__name__}: {error} (set RUNNER_DEBUG=1 for the traceback)",
+            err=True,
+            fg=typer.colors.RED,
+        )
         sys.exit(EXIT_USAGE)

@@ -50,8 +50,9 @@ def check_header(spec: TaxiSpec, month: Month, path: Path) -> None:
 class CsvStream:
     """File-like `read()` over the decompressed CSV, reporting progress in compressed bytes."""
 
-    def __init__(self, spec: TaxiSpec, month: Month, path: Path,
-                 progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, spec: TaxiSpec, month: Month, path: Path, progress: Callable[[int], None] | None = None
+    ) -> None:
         self._where = describe(spec, month)
         self._raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._gzip = gzip.GzipFile(fileobj=self._raw, mode="rb")
@@ -61,7 +62,9 @@ class CsvStream:
         try:
             data = self._gzip.read(size)
         except GZIP_ERRORS as error:
-            raise FileError(f"{self._where}: truncated or corrupt gzip ({error}); nothing was loaded") from error
+            raise FileError(
+                f"{self._where}: truncated or corrupt gzip ({error}); nothing was loaded"
+            ) from error
         if self._progress is not None:
             self._progress(self._raw.tell())
         return data

@@ -66,8 +66,12 @@ class Dbt:
     def run_operation(self, macro: str, args: dict[str, Any]) -> None:
         self.invoke(["run-operation", macro, "--args", json.dumps(args)])
 
-    def build(self, select: list[str] | None = None, exclude: list[str] | None = None,
-              variables: dict[str, Any] | None = None) -> Any:
+    def build(
+        self,
+        select: list[str] | None = None,
+        exclude: list[str] | None = None,
+        variables: dict[str, Any] | None = None,
+    ) -> Any:
         command = ["build"]
         if select:
             command += ["--select", *select]

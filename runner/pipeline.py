@@ -81,8 +81,9 @@ class Pipeline:
     dbt: Dbt
     reporter: Reporter = field(default_factory=QuietReporter)
 
-    def run(self, plan: list[tuple[TaxiSpec, Month]],
-            on_done: Callable[[MonthOutcome], None] | None = None) -> RunResult:
+    def run(
+        self, plan: list[tuple[TaxiSpec, Month]], on_done: Callable[[MonthOutcome], None] | None = None
+    ) -> RunResult:
         """Load each month of the plan in order, then build the downstream models once."""
         result = RunResult()
         for spec, month in plan:
@@ -109,8 +110,13 @@ class Pipeline:
         self.reporter.stage(spec, month, "fetch")
         try:
             fetched = fetch(
-                spec.name, month, filename, source=self.settings.source, cache_dir=self.settings.cache_dir,
-                progress=self.reporter.advance, warn=self.reporter.warn,
+                spec.name,
+                month,
+                filename,
+                source=self.settings.source,
+                cache_dir=self.settings.cache_dir,
+                progress=self.reporter.advance,
+                warn=self.reporter.warn,
             )
         except SourceError as error:
             self._record_failure(load_id, spec, month, str(error))
@@ -119,24 +125,42 @@ class Pipeline:
         current = self.warehouse.last_success(spec.name, month)
         if current is not None and current["checksum"] == fetched.sha256 and not self.settings.force:
             return MonthOutcome(
-                spec.name, month, "skipped", rows=current["rows_loaded"],
-                message=f"already loaded from the same file (load {current['load_id']})", load_id=current["load_id"],
+                spec.name,
+                month,
+                "skipped",
+                rows=current["rows_loaded"],
+                message=f"already loaded from the same file (load {current['load_id']})",
+                load_id=current["load_id"],
             )
 
         try:
-            self.dbt.run_operation("tripdata_begin_load", {
-                "taxi": spec.name, "month": str(month), "load_id": load_id, "filename": filename,
-                "source_url": fetched.source_url, "bytes": fetched.size, "checksum": fetched.sha256,
-                "loaded_by": "runner",
-            })
+            self.dbt.run_operation(
+                "tripdata_begin_load",
+                {
+                    "taxi": spec.name,
+                    "month": str(month),
+                    "load_id": load_id,
+                    "filename": filename,
+                    "source_url": fetched.source_url,
+                    "bytes": fetched.size,
+                    "checksum": fetched.sha256,
+                    "loaded_by": "runner",
+                },
+            )
             check_header(spec, month, fetched.path)
             self.reporter.stage(spec, month, "copy", total=fetched.size)
             with CsvStream(spec, month, fetched.path, progress=self.reporter.advance) as stream:
                 self._copy(spec, month, stream)
             self.reporter.stage(spec, month, "merge")
-            self.dbt.build(select=[spec.main_table], variables={
-                "taxi": spec.name, "month": str(month), "load_id": load_id, "force": self.settings.force,
-            })
+            self.dbt.build(
+                select=[spec.main_table],
+                variables={
+                    "taxi": spec.name,
+                    "month": str(month),
+                    "load_id": load_id,
+                    "force": self.settings.force,
+                },
+            )
         except (FileError, DbtError) as error:
             if isinstance(error, FileError) and not is_local(self.settings.source):
                 fetched.path.unlink(missing_ok=True)  # a corrupt download must not be served from cache again
@@ -148,7 +172,9 @@ class Pipeline:
 
         load = self.warehouse.load(load_id) or {}
         if load.get("state") != "succeeded":
-            message = load.get("error") or f"the ledger shows load {load_id} as {load.get('state', 'missing')}"
+            message = (
+                load.get("error") or f"the ledger shows load {load_id} as {load.get('state', 'missing')}"
+            )
             return MonthOutcome(spec.name, month, "failed", message=message, load_id=load_id)
         return MonthOutcome(spec.name, month, load["action"], rows=load["rows_loaded"], load_id=load_id)
 
@@ -165,9 +191,15 @@ class Pipeline:
     def _record_failure(self, load_id: str, spec: TaxiSpec, month: Month, error: str) -> None:
         """Best effort: the failure is reported to the user either way."""
         try:
-            self.dbt.run_operation("tripdata_fail_load", {
-                "load_id": load_id, "error": error, "taxi": spec.name, "month": str(month),
-                "filename": spec.filename(month),
-            })
+            self.dbt.run_operation(
+                "tripdata_fail_load",
+                {
+                    "load_id": load_id,
+                    "error": error,
+                    "taxi": spec.name,
+                    "month": str(month),
+                    "filename": spec.filename(month),
+                },
+            )
         except DbtError as failure:
             self.reporter.warn(f"could not record the failure in the ledger: {failure}")

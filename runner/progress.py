@@ -25,8 +25,13 @@ if TYPE_CHECKING:
 
 STAGES = {"fetch": "downloading", "copy": "loading", "merge": "merging"}
 STATUS_STYLE = {
-    "loaded": "green", "replaced": "green", "unchanged": "cyan", "skipped": "cyan",
-    "failed": "bold red", "running": "yellow", "succeeded": "green",
+    "loaded": "green",
+    "replaced": "green",
+    "unchanged": "cyan",
+    "skipped": "cyan",
+    "failed": "bold red",
+    "running": "yellow",
+    "succeeded": "green",
 }
 
 stderr = Console(stderr=True)
@@ -38,12 +43,20 @@ class RichReporter:
 
     def __init__(self, total_months: int) -> None:
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=stderr, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
         )
         self._bytes = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            console=stderr, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=stderr,
+            transient=True,
         )
         self._total_months = total_months
         self._months: TaskID | None = None
@@ -64,7 +77,9 @@ class RichReporter:
 
     def stage(self, spec: TaxiSpec, month: Month, stage: str, total: int | None = None) -> None:
         assert self._current is not None
-        self._bytes.reset(self._current, total=total, description=f"{spec.name} {month} {STAGES.get(stage, stage)}")
+        self._bytes.reset(
+            self._current, total=total, description=f"{spec.name} {month} {STAGES.get(stage, stage)}"
+        )
 
     def advance(self, done: int, total: int | None = None) -> None:
         assert self._current is not None
@@ -78,8 +93,10 @@ class RichReporter:
     def month_done(self, outcome: MonthOutcome) -> None:
         style = STATUS_STYLE.get(outcome.status, "")
         rows = f"{outcome.rows:,} rows" if outcome.rows is not None else ""
-        stderr.print(f"{outcome.taxi} {outcome.month}: [{style}]{outcome.status}[/] {rows} "
-                     f"in {outcome.seconds:.1f}s", highlight=False)
+        stderr.print(
+            f"{outcome.taxi} {outcome.month}: [{style}]{outcome.status}[/] {rows} in {outcome.seconds:.1f}s",
+            highlight=False,
+        )
         if outcome.failed:
             stderr.print(f"  {outcome.message}", style="red", highlight=False, markup=False)
         assert self._months is not None
@@ -90,13 +107,24 @@ def print_summary(result: RunResult | None) -> None:
     if result is None or not result.outcomes:
         return
     table = Table(title="runner summary", title_justify="left")
-    for column, justify in (("taxi", "left"), ("month", "left"), ("status", "left"), ("rows", "right"),
-                            ("seconds", "right"), ("note", "left")):
+    for column, justify in (
+        ("taxi", "left"),
+        ("month", "left"),
+        ("status", "left"),
+        ("rows", "right"),
+        ("seconds", "right"),
+        ("note", "left"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for o in result.outcomes:
-        table.add_row(o.taxi, str(o.month), f"[{STATUS_STYLE.get(o.status, '')}]{o.status}[/]",
-                      f"{o.rows:,}" if o.rows is not None else "", f"{o.seconds:.1f}",
-                      (o.message.splitlines() or [""])[0][:120])
+        table.add_row(
+            o.taxi,
+            str(o.month),
+            f"[{STATUS_STYLE.get(o.status, '')}]{o.status}[/]",
+            f"{o.rows:,}" if o.rows is not None else "",
+            f"{o.seconds:.1f}",
+            (o.message.splitlines() or [""])[0][:120],
+        )
     stdout.print(table)
     if result.downstream_error:
         stderr.print(f"[red]downstream models failed:[/] {result.downstream_error}", highlight=False)
@@ -110,7 +138,9 @@ def print_status(project: Project, states: list[dict[str, Any]], as_json: bool =
             sys.stdout.write(json.dumps(row) + "\n")
         return
     by_cell = {(s["taxi"], f"{s['file_month']:%Y-%m}"): s for s in states}
-    table = Table(title="loaded months (rows in the main table; state of the latest load)", title_justify="left")
+    table = Table(
+        title="loaded months (rows in the main table; state of the latest load)", title_justify="left"
+    )
     table.add_column("month")
     taxis = sorted(project.taxis)
     for taxi in taxis:
@@ -123,11 +153,16 @@ def print_status(project: Project, states: list[dict[str, Any]], as_json: bool =
                 cells.append("[dim]·[/]")
                 continue
             rows = f"{state['rows_loaded']:,}" if state["rows_loaded"] is not None else "-"
-            flag = "" if state["state"] == "succeeded" else f" [{STATUS_STYLE[state['state']]}]{state['state']}[/]"
+            flag = (
+                ""
+                if state["state"] == "succeeded"
+                else f" [{STATUS_STYLE[state['state']]}]{state['state']}[/]"
+            )
             cells.append(f"{rows}{flag}")
         table.add_row(str(month), *cells)
     stdout.print(table)
     failed = [s for s in states if s["state"] == "failed"]
     for state in failed:
-        stdout.print(f"[red]{state['taxi']} {state['file_month']:%Y-%m} failed:[/] {state['error']}",
-                     highlight=False)
+        stdout.print(
+            f"[red]{state['taxi']} {state['file_month']:%Y-%m} failed:[/] {state['error']}", highlight=False
+        )

@@ -42,7 +42,9 @@ class Warehouse:
 
         if self._connection is None or self._connection.closed:
             self._connection = psycopg2.connect(
-                "", application_name="nyc-taxi-runner", connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10))
+                "",
+                application_name="nyc-taxi-runner",
+                connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10)),
             )
         return self._connection
 
@@ -65,7 +67,9 @@ class Warehouse:
         connection = self.connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute("select pg_advisory_xact_lock(hashtext(%s), %s)", month_lock_key(spec.name, month))
+                cursor.execute(
+                    "select pg_advisory_xact_lock(hashtext(%s), %s)", month_lock_key(spec.name, month)
+                )
                 # truncating in this transaction lets COPY write the rows already frozen
                 cursor.execute(sql.SQL("truncate {}").format(landing))
                 cursor.copy_expert(copy, csv_stream, size=COPY_CHUNK)
@@ -85,7 +89,7 @@ class Warehouse:
                     return []
                 cursor.execute(query.format(ledger=f'"{self.schema}".load_ledger'), params)
                 names = [column.name for column in cursor.description]
-                return [dict(zip(names, row)) for row in cursor.fetchall()]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         finally:
             connection.rollback()  # read-only: end the transaction, hold no locks
 

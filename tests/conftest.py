@@ -45,7 +45,9 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
 
 
 @pytest.fixture(scope="session")
-def warehouse_env(pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def warehouse_env(
+    pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """libpq variables pointing at the test server, as a user would set them for their own server."""
     mp = pytest.MonkeyPatch()
     env = {**pg_server.env(), "RUNNER_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
@@ -81,7 +83,9 @@ def clean_warehouse(pg_server: EmbeddedPostgres, warehouse_env: dict[str, str]) 
     connection = pg_server.connect()
     connection.autocommit = True
     with connection.cursor() as cursor:
-        cursor.execute("drop schema if exists nyc_taxi cascade; drop schema if exists nyc_taxi_landing cascade")
+        cursor.execute(
+            "drop schema if exists nyc_taxi cascade; drop schema if exists nyc_taxi_landing cascade"
+        )
     connection.close()
 
 
@@ -93,7 +97,9 @@ def make_pipeline(dbt: Dbt, project: Project, tmp_path: Path, clean_warehouse: N
     def make(source: str | Path | None = BUNDLED, force: bool = False) -> Pipeline:
         pipeline = Pipeline(
             project=project,
-            settings=Settings(source=str(source) if source else None, cache_dir=tmp_path / "cache", force=force),
+            settings=Settings(
+                source=str(source) if source else None, cache_dir=tmp_path / "cache", force=force
+            ),
             warehouse=Warehouse.for_project(project.landing_schema_suffix),
             dbt=dbt,
         )

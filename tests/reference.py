@@ -27,8 +27,9 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         return header, [row for row in reader if row]
 
 
-def write_month(folder: Path, taxi: str, month: str, header: list[str], rows: list[list[str]],
-                line_ending: str = "\r\n") -> Path:
+def write_month(
+    folder: Path, taxi: str, month: str, header: list[str], rows: list[list[str]], line_ending: str = "\r\n"
+) -> Path:
     """A month file in the public layout: <folder>/<taxi>/<taxi>_tripdata_<month>.csv.gz."""
     path = folder / taxi / f"{taxi}_tripdata_{month}.csv.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,9 +61,13 @@ def row_id(header: list[str], row: list[str]) -> str:
     pickup = next(name for name in header if name.endswith("pickup_datetime"))
     dropoff = next(name for name in header if name.endswith("dropoff_datetime"))
     fields = [
-        _integer(named["vendorid"]), _timestamp(named[pickup]), _timestamp(named[dropoff]),
-        _integer(named["pulocationid"]), _integer(named["dolocationid"]),
-        _numeric(named["fare_amount"]), _numeric(named["trip_distance"]),
+        _integer(named["vendorid"]),
+        _timestamp(named[pickup]),
+        _timestamp(named[dropoff]),
+        _integer(named["pulocationid"]),
+        _integer(named["dolocationid"]),
+        _numeric(named["fare_amount"]),
+        _numeric(named["trip_distance"]),
     ]
     text = "|".join(r"\N" if value is None else value for value in fields)
     return hashlib.md5(text.encode()).hexdigest()
@@ -108,6 +113,7 @@ def expected_month(path: Path, month: str) -> ExpectedMonth:
 
 def _same_values(header: list[str], left: list[str], right: list[str]) -> bool:
     """Equal as the warehouse sees them: typed, so `.5` equals `0.50`."""
+
     def typed(name: str, text: str) -> object:
         if not text.strip():
             return None
@@ -116,6 +122,7 @@ def _same_values(header: list[str], left: list[str], right: list[str]) -> bool:
         if name == "store_and_fwd_flag":
             return text
         return Decimal(text)
+
     return all(typed(n, a) == typed(n, b) for n, a, b in zip(header, left, right, strict=True))
 
 

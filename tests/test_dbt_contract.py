@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import BUNDLED
-
 from reference import csv_bytes, expected_month, read_rows, write_month
+
 from runner.dbt import DbtError
 
 GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
@@ -44,16 +44,20 @@ def ledger_rows(db) -> list[dict]:
 
 def month_ids(db, month: str = "2020-10") -> dict[str, str]:
     with db.cursor() as cursor:
-        cursor.execute("select unique_row_id, load_id from nyc_taxi.green_tripdata where file_month = %s",
-                       (f"{month}-01",))
+        cursor.execute(
+            "select unique_row_id, load_id from nyc_taxi.green_tripdata where file_month = %s",
+            (f"{month}-01",),
+        )
         return dict(cursor.fetchall())
 
 
 def test_plain_build_makes_the_tables_on_an_empty_warehouse(dbt, db):
     dbt.build(select=["tag:ingestion"])
     with db.cursor() as cursor:
-        cursor.execute("select to_regclass('nyc_taxi.green_tripdata'), to_regclass('nyc_taxi.yellow_tripdata'),"
-                       " to_regclass('nyc_taxi.load_ledger')")
+        cursor.execute(
+            "select to_regclass('nyc_taxi.green_tripdata'), to_regclass('nyc_taxi.yellow_tripdata'),"
+            " to_regclass('nyc_taxi.load_ledger')"
+        )
         assert all(cursor.fetchone())
 
 
@@ -78,12 +82,15 @@ def test_raw_dir_lands_and_merges_then_a_rerun_changes_nothing(dbt, db, raw_dir)
 
 def test_landing_table_rows_are_merged(dbt, db, pg_server):
     """The Kestra path: open the load, COPY the file into the landing table, then dbt build."""
-    dbt.run_operation("tripdata_begin_load", {"taxi": "green", "month": "2020-10", "load_id": "kestra-1",
-                                              "loaded_by": "kestra"})
+    dbt.run_operation(
+        "tripdata_begin_load",
+        {"taxi": "green", "month": "2020-10", "load_id": "kestra-1", "loaded_by": "kestra"},
+    )
     header, _ = read_rows(GREEN_2020_10)
     with pg_server.connect() as connection, connection.cursor() as cursor, gzip.open(GREEN_2020_10) as csv:
         cursor.copy_expert(
-            f"copy nyc_taxi_landing.green_tripdata_2020_10 ({', '.join(header)}) from stdin with (format csv, header)",
+            f"copy nyc_taxi_landing.green_tripdata_2020_10 ({', '.join(header)})"
+            " from stdin with (format csv, header)",
             csv,
         )
     build(dbt, taxi="green", month="2020-10", load_id="kestra-1")
@@ -97,7 +104,8 @@ def test_landing_rows_without_a_load_id_are_merged_and_recorded(dbt, db, pg_serv
     header, rows = read_rows(GREEN_2020_10)
     with pg_server.connect() as connection, connection.cursor() as cursor:
         cursor.copy_expert(
-            f"copy nyc_taxi_landing.green_tripdata_2020_10 ({', '.join(header)}) from stdin with (format csv, header)",
+            f"copy nyc_taxi_landing.green_tripdata_2020_10 ({', '.join(header)})"
+            " from stdin with (format csv, header)",
             io.BytesIO(csv_bytes(header, rows[:50])),
         )
     build(dbt, taxi="green", month="2020-10")
@@ -126,14 +134,20 @@ def test_nothing_to_merge_fails_naming_the_month_and_the_ways_to_land_it(dbt, db
 @pytest.mark.parametrize(
     ("variables", "says"),
     [
-        ({"taxi": "purple", "month": "2019-01"}, "taxi=purple is not a known taxi type: use one of green, yellow"),
+        (
+            {"taxi": "purple", "month": "2019-01"},
+            "taxi=purple is not a known taxi type: use one of green, yellow",
+        ),
         ({"taxi": "green", "month": "2019-13"}, "month=2019-13 is not a month: use YYYY-MM"),
         ({"taxi": "green", "month": "2019-1"}, "month=2019-1 is not a month"),
         ({"taxi": "green", "month": "2018-12"}, "outside the project's range 2019-01 to 2021-07"),
         ({"taxi": "green", "month": "2021-08"}, "outside the project's range"),
         ({"taxi": "green", "month": "2019-01'; drop table x; --"}, "is not a month"),
         ({"taxi": "green"}, "set both vars, taxi and month"),
-        ({"taxi": "green", "month": "2020-10", "raw_dir": "/tmp/x'; drop"}, "raw_dir=/tmp/x'; drop must be an absolute"),
+        (
+            {"taxi": "green", "month": "2020-10", "raw_dir": "/tmp/x'; drop"},
+            "raw_dir=/tmp/x'; drop must be an absolute",
+        ),
         ({"taxi": "green", "month": "2020-10", "raw_dir": "relative/dir"}, "must be an absolute folder path"),
     ],
 )
@@ -174,7 +188,9 @@ def test_raw_dir_faults_fail_the_month_and_are_recorded(dbt, db, raw_dir, damage
 
     message = str(failure.value)
     assert "green_tripdata_2020-10.csv.gz (green 2020-10)" in message
-    assert {"missing": "not found", "truncated": "truncated or corrupt gzip", "header": "unexpected header"}[damage] in message
+    assert {"missing": "not found", "truncated": "truncated or corrupt gzip", "header": "unexpected header"}[
+        damage
+    ] in message
     assert month_ids(db) == before
     if damage != "missing":  # the probe fails before the load opens for a missing file
         last = ledger_rows(db)[-1]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 from conftest import BUNDLED
-
 from reference import expected_month, read_rows, write_month
+
 from runner.project import Month
 
 GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
@@ -18,8 +18,8 @@ YELLOW_2020_07 = BUNDLED / "yellow" / "yellow_tripdata_2020-07.csv.gz"
 def month_rows(db, taxi: str, month: str) -> dict[str, tuple]:
     with db.cursor() as cursor:
         cursor.execute(
-            f"select unique_row_id, load_id, filename, fare_amount, total_amount from nyc_taxi.{taxi}_tripdata"
-            " where file_month = %s",
+            "select unique_row_id, load_id, filename, fare_amount, total_amount"
+            f" from nyc_taxi.{taxi}_tripdata where file_month = %s",
             (f"{month}-01",),
         )
         rows = cursor.fetchall()
@@ -59,7 +59,9 @@ def test_real_green_month_loads_with_the_counts_of_the_file(make_pipeline, db, p
     with db.cursor() as cursor:
         cursor.execute("select count(*) from pg_tables where schemaname = 'nyc_taxi_landing'")
         assert cursor.fetchone()[0] == 0
-        cursor.execute("select relpersistence from pg_class where oid = 'nyc_taxi.green_tripdata_2020_10'::regclass")
+        cursor.execute(
+            "select relpersistence from pg_class where oid = 'nyc_taxi.green_tripdata_2020_10'::regclass"
+        )
         assert cursor.fetchone()[0] == "p"  # logged: durable like any table
 
 
@@ -71,9 +73,11 @@ def test_every_value_survives_exactly(make_pipeline, db, project):
     make_pipeline().load_month(project.taxi("green"), Month(2020, 10))
     total = header.index("total_amount")
     with db.cursor() as cursor:
-        cursor.execute("select sum(total_amount), count(*) filter (where vendorid is null),"
-                       " count(*) filter (where total_amount < 0), min(lpep_pickup_datetime)::text"
-                       " from nyc_taxi.green_tripdata")
+        cursor.execute(
+            "select sum(total_amount), count(*) filter (where vendorid is null),"
+            " count(*) filter (where total_amount < 0), min(lpep_pickup_datetime)::text"
+            " from nyc_taxi.green_tripdata"
+        )
         total_sum, empty_vendor, negative, first_pickup = cursor.fetchone()
     assert total_sum == sum(Decimal(row[total]) for row in rows if row[total])
     assert empty_vendor == sum(1 for row in rows if not row[0])
@@ -138,7 +142,9 @@ def test_republished_file_replaces_its_month(make_pipeline, db, project, tmp_pat
     assert set(after) == set(expected.kept) and len(after) == 900
     # the first row of an id in file order wins: the variants' totals are not kept
     for variant in variants:
-        kept = after[next(i for i, r in expected.kept.items() if r[fare] == variant[fare] and r[1] == variant[1])]
+        kept = after[
+            next(i for i, r in expected.kept.items() if r[fare] == variant[fare] and r[1] == variant[1])
+        ]
         assert str(kept[3]) != "999.99"
     record = ledger(db, outcome.load_id)
     assert (record["exact_repeats"], record["same_id_variants"], record["repeats_collapsed"]) == (7, 2, 9)
@@ -147,18 +153,27 @@ def test_republished_file_replaces_its_month(make_pipeline, db, project, tmp_pat
 
 def test_months_are_partitions_and_loading_one_leaves_the_others(make_pipeline, db, project, tmp_path):
     header, rows = read_rows(GREEN_2020_10)
-    paths = {month: write_month(tmp_path, "green", month, header, rows[:500]) for month in ("2020-09", "2020-10", "2020-11")}
+    paths = {
+        month: write_month(tmp_path, "green", month, header, rows[:500])
+        for month in ("2020-09", "2020-10", "2020-11")
+    }
     pipeline = make_pipeline(source=tmp_path)
-    result = pipeline.run([(project.taxi("green"), Month.parse(m)) for m in ("2020-09", "2020-10", "2020-11")])
+    result = pipeline.run(
+        [(project.taxi("green"), Month.parse(m)) for m in ("2020-09", "2020-10", "2020-11")]
+    )
     assert [o.status for o in result.outcomes] == ["loaded"] * 3
     with db.cursor() as cursor:
-        cursor.execute("select count(*) from pg_inherits where inhparent = 'nyc_taxi.green_tripdata'::regclass")
+        cursor.execute(
+            "select count(*) from pg_inherits where inhparent = 'nyc_taxi.green_tripdata'::regclass"
+        )
         assert cursor.fetchone()[0] == 3
         cursor.execute("select file_month::text, count(*) from nyc_taxi.green_tripdata group by 1 order by 1")
         assert cursor.fetchall() == [("2020-09-01", 500), ("2020-10-01", 500), ("2020-11-01", 500)]
     # pickups outside a file month stay in that file month
     with db.cursor() as cursor:
-        cursor.execute("select pickups_outside_month from nyc_taxi.load_ledger where file_month = '2020-09-01'")
+        cursor.execute(
+            "select pickups_outside_month from nyc_taxi.load_ledger where file_month = '2020-09-01'"
+        )
         outside = cursor.fetchone()[0]
     assert outside == expected_month(paths["2020-09"], "2020-09").pickups_outside_month > 490
 
@@ -172,8 +187,9 @@ def test_months_are_partitions_and_loading_one_leaves_the_others(make_pipeline, 
         ("not_gzip", "not a readable gzip file"),
     ],
 )
-def test_bad_file_fails_the_month_and_leaves_the_warehouse_as_it_was(make_pipeline, db, project, tmp_path,
-                                                                     damage, says):
+def test_bad_file_fails_the_month_and_leaves_the_warehouse_as_it_was(
+    make_pipeline, db, project, tmp_path, damage, says
+):
     header, rows = read_rows(GREEN_2020_10)
     write_month(tmp_path, "green", "2020-10", header, rows[:2000])
     make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))

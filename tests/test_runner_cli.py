@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BUNDLED, ROOT
-
-from reference import expected_month, read_rows
+from reference import expected_month
 
 GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
 
@@ -33,7 +32,7 @@ class FileServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 path = self.path.lstrip("/")
                 server.requests.append(path)
                 if server.failures.get(path):
@@ -48,7 +47,7 @@ class FileServer:
                 self.end_headers()
                 if path in server.slow:
                     for start in range(0, len(body), 1024):
-                        self.wfile.write(body[start:start + 1024])
+                        self.wfile.write(body[start : start + 1024])
                         time.sleep(0.05)
                 else:
                     self.wfile.write(body)
@@ -75,8 +74,11 @@ def http() -> Iterator[FileServer]:
 def runner(*args: str, env: dict[str, str], cache: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "runner", *args],
-        cwd=ROOT, env={**os.environ, **env, "RUNNER_CACHE_DIR": str(cache)},
-        capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env={**os.environ, **env, "RUNNER_CACHE_DIR": str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -103,10 +105,23 @@ def test_downloads_over_http_with_retries_and_failures(http, db, warehouse_env, 
     http.files["green/green_tripdata_2020-10.csv.gz"] = GREEN_2020_10.read_bytes()
     http.failures["green/green_tripdata_2020-10.csv.gz"] = [500]  # a 500, then success
     good = gzip.decompress(GREEN_2020_10.read_bytes())
-    http.files["green/green_tripdata_2020-11.csv.gz"] = gzip.compress(good[:300_000], mtime=0)[:-5000]  # cut off
+    http.files["green/green_tripdata_2020-11.csv.gz"] = gzip.compress(good[:300_000], mtime=0)[
+        :-5000
+    ]  # cut off
 
-    done = runner("backfill", "--taxi", "green", "--start", "2020-09", "--end", "2020-11",
-                  "--source", http.url, env=warehouse_env, cache=tmp_path)
+    done = runner(
+        "backfill",
+        "--taxi",
+        "green",
+        "--start",
+        "2020-09",
+        "--end",
+        "2020-11",
+        "--source",
+        http.url,
+        env=warehouse_env,
+        cache=tmp_path,
+    )
 
     assert done.returncode == 1, done.stderr
     assert http.requests.count("green/green_tripdata_2020-10.csv.gz") == 2
@@ -117,7 +132,9 @@ def test_downloads_over_http_with_retries_and_failures(http, db, warehouse_env, 
     states = {(row["file_month"].isoformat()[:7], row["state"]) for row in ledger(db)}
     assert states == {("2020-09", "failed"), ("2020-10", "succeeded"), ("2020-11", "failed")}
     assert len(green_ids(db)) == expected_month(GREEN_2020_10, "2020-10").rows_loaded
-    assert not (tmp_path / "green" / "green_tripdata_2020-11.csv.gz").exists()  # a corrupt download is not kept
+    assert not (
+        tmp_path / "green" / "green_tripdata_2020-11.csv.gz"
+    ).exists()  # a corrupt download is not kept
 
     # the summary is a table on stdout, the status grid shows what is loaded
     assert "loaded" in done.stdout and "failed" in done.stdout
@@ -132,14 +149,22 @@ def test_downloads_over_http_with_retries_and_failures(http, db, warehouse_env, 
 
 def test_overlapping_loads_leave_no_duplicates(db, warehouse_env, tmp_path):
     """Two runners on the same month at once, and a third on another month, all at the same time."""
-    header, rows = read_rows(GREEN_2020_10)
     source = tmp_path / "source"
     (source / "green").mkdir(parents=True)
     (source / "green" / GREEN_2020_10.name).write_bytes(GREEN_2020_10.read_bytes())
     (source / "green" / "green_tripdata_2020-11.csv.gz").write_bytes(GREEN_2020_10.read_bytes())
     # the first load creates the tables, so the race is on the month, not on the catalog
-    first = runner("load", "--taxi", "green", "--month", "2020-10", "--source", str(source),
-                   env=warehouse_env, cache=tmp_path)
+    first = runner(
+        "load",
+        "--taxi",
+        "green",
+        "--month",
+        "2020-10",
+        "--source",
+        str(source),
+        env=warehouse_env,
+        cache=tmp_path,
+    )
     assert first.returncode == 0, first.stderr
 
     commands = [
@@ -148,8 +173,17 @@ def test_overlapping_loads_leave_no_duplicates(db, warehouse_env, tmp_path):
         ["load", "--taxi", "green", "--month", "2020-11", "--source", str(source)],
     ]
     env = {**os.environ, **warehouse_env, "RUNNER_CACHE_DIR": str(tmp_path)}
-    procs = [subprocess.Popen([sys.executable, "-m", "runner", *c], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "runner", *c],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for c in commands
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     for p in procs:
         p.stdout.close()
@@ -160,8 +194,10 @@ def test_overlapping_loads_leave_no_duplicates(db, warehouse_env, tmp_path):
     expected = expected_month(GREEN_2020_10, "2020-10").rows_loaded
     assert len(ids) == 2 * expected  # two file months, each whole, each once
     with db.cursor() as cursor:
-        cursor.execute("select file_month, count(*), count(distinct unique_row_id) from nyc_taxi.green_tripdata"
-                       " group by 1 order by 1")
+        cursor.execute(
+            "select file_month, count(*), count(distinct unique_row_id) from nyc_taxi.green_tripdata"
+            " group by 1 order by 1"
+        )
         assert [(n, d) for _, n, d in cursor.fetchall()] == [(expected, expected)] * 2
     assert not [row for row in ledger(db) if row["state"] != "succeeded"]
 
@@ -170,8 +206,14 @@ def test_bad_usage_exits_2_with_a_message(warehouse_env, tmp_path):
     for args, says in [
         (["load", "--taxi", "purple", "--month", "2020-10"], "taxi 'purple' is not known"),
         (["load", "--taxi", "green", "--month", "2020-13"], "not a month"),
-        (["backfill", "--taxi", "green", "--start", "2020-05", "--end", "2020-01"], "ends (2020-01) before it starts"),
-        (["backfill", "--taxi", "green", "--start", "2018-01", "--end", "2019-02"], "outside the project's range"),
+        (
+            ["backfill", "--taxi", "green", "--start", "2020-05", "--end", "2020-01"],
+            "ends (2020-01) before it starts",
+        ),
+        (
+            ["backfill", "--taxi", "green", "--start", "2018-01", "--end", "2019-02"],
+            "outside the project's range",
+        ),
         (["load", "--month", "2020-10"], "Missing option"),
     ]:
         done = runner(*args, env=warehouse_env, cache=tmp_path)
@@ -183,9 +225,25 @@ def test_ctrl_c_stops_cleanly(http, db, warehouse_env, tmp_path):
     http.files["green/green_tripdata_2020-10.csv.gz"] = GREEN_2020_10.read_bytes()
     http.slow.add("green/green_tripdata_2020-10.csv.gz")  # about 80 s at this pace: we interrupt it
     env = {**os.environ, **warehouse_env, "RUNNER_CACHE_DIR": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "-m", "runner", "load", "--taxi", "green", "--month", "2020-10",
-                                "--source", http.url], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "load",
+            "--taxi",
+            "green",
+            "--month",
+            "2020-10",
+            "--source",
+            http.url,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not http.requests and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -201,7 +259,9 @@ def test_ctrl_c_stops_cleanly(http, db, warehouse_env, tmp_path):
 
 
 def test_help_explains_every_command(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "runner", "--help"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
     assert done.returncode == 0
     for command in ("load", "backfill", "status", "db", "cache"):
         assert command in done.stdout
