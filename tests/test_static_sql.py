@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import pytest
 import sqlfluff
+from conftest import ROOT
+from sqlfluff.core import FluffConfig, Linter
 
 
 @pytest.mark.parametrize("taxi", ["green", "yellow"])
 def test_compiled_month_select_is_clean_postgres_sql(dbt, taxi):
-    result = dbt.invoke(["compile", "--select", f"{taxi}_tripdata", "--vars", f"{{taxi: {taxi}, month: '2020-10'}}"])
+    variables = f"{{taxi: {taxi}, month: '2020-10'}}"
+    result = dbt.invoke(["compile", "--select", f"{taxi}_tripdata", "--vars", variables])
     (node,) = [r.node for r in result.results]
     sql = node.compiled_code
-    assert f"_landing\".\"{taxi}_tripdata_2020_10\"" in sql
+    assert f'_landing"."{taxi}_tripdata_2020_10"' in sql
     assert "md5(" in sql and "\\N" in sql
     # dbt quotes every relation (RF06); the columns keep the table's order (ST06); the id is one long line
-    violations = sqlfluff.lint(
-        sql, dialect="postgres", exclude_rules=["layout.long_lines", "references.quoting", "structure.column_order"]
-    )
+    allowed = ["layout.long_lines", "references.quoting", "structure.column_order"]
+    violations = sqlfluff.lint(sql, dialect="postgres", exclude_rules=allowed)
     assert [v for v in violations if v["code"] in {"PRS", "TMP"}] == []  # it parses
     assert violations == []
 
 
 def test_the_project_lints_clean():
     """CI runs the same: `sqlfluff lint models macros`."""
-    from sqlfluff.core import FluffConfig, Linter
-
-    from conftest import ROOT
-
     linter = Linter(config=FluffConfig.from_root(overrides={"dialect": "postgres"}))
     result = linter.lint_paths((str(ROOT / "models"), str(ROOT / "macros")))
     assert result.get_violations() == [], result.as_records()
