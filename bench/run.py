@@ -62,6 +62,13 @@ SETTINGS = (
     "max_parallel_maintenance_workers",
     "autovacuum",
 )
+DATA_STEPS = {  # statement categories (ServerLog) whose cost grows with the file, not with the warehouse
+    "COPY into landing (server)",
+    "repeated ids: self-join, delete, index again",
+    "unique index build",
+    "count scan",
+    "CHECK constraint scan",
+}
 TARGETS = {"ingestion_ratio": 2.0, "ingestion_ratio_aim": 1.5, "month24_ratio": 1.1, "peak_rss_mb": 300}
 BASE_TYPES = {"integer": "integer", "numeric": "numeric", "timestamp": "timestamp", "text": "text"}
 
@@ -71,10 +78,10 @@ def log(text: str = "") -> None:
 
 
 class ForeignCpu:
-    """CPU seconds other processes (not this one, its children, or the bench server) used meanwhile.
+    """CPU seconds other processes (not this one, its children, the bench server, kernel threads) used.
 
-    Another workload on a 2-core machine skews every timing: the report says how much there was.
-    Processes that start and end between two readings are missed, so this is a lower bound.
+    Another workload on a 2-core machine skews every timing: the report says how much there was, and
+    which commands. Processes that start and end between two readings are missed: a lower bound.
     """
 
     def __init__(self) -> None:
@@ -82,27 +89,43 @@ class ForeignCpu:
         self.tick = os.sysconf("SC_CLK_TCK")
         self.last = self.read()
 
-    def read(self) -> dict[int, tuple[int, float]]:
+    def read(self) -> dict[int, tuple[int, str, float]]:
         found = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                found[int(stat.parent.name)] = (
-                    int(fields[1]),
-                    (int(fields[11]) + int(fields[12])) / self.tick,
-                )
+                text = stat.read_text()
+                name = text[text.index("(") + 1 : text.rindex(")")]
+                fields = text.rsplit(")", 1)[1].split()
+                seconds = (int(fields[11]) + int(fields[12])) / self.tick
+                found[int(stat.parent.name)] = (int(fields[1]), name, seconds)
         return found
 
-    def since_last(self) -> float:
+    def since_last(self) -> tuple[float, dict[str, float]]:
         now = self.read()
-        used = 0.0
-        for pid, (ppid, seconds) in now.items():
-            if pid in self.own or ppid in self.own:
+        by_command: dict[str, float] = defaultdict(float)
+        for pid, (ppid, name, seconds) in now.items():
+            if pid in self.own or ppid in self.own or 2 in (pid, ppid):
                 continue
             before = self.last.get(pid)
-            used += seconds - before[1] if before else seconds
+            used = seconds - before[2] if before else seconds
+            if used > 0:
+                by_command[name] += used
         self.last = now
-        return used
+        top = dict(sorted(by_command.items(), key=lambda item: -item[1])[:4])
+        return sum(by_command.values()), top
+
+
+def cpu_times() -> dict[str, float]:
+    """Machine-wide CPU seconds by state (/proc/stat): iowait and steal tell I/O waits and a busy host."""
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    values = Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
+    tick = os.sysconf("SC_CLK_TCK")
+    return {name: int(value) / tick for name, value in zip(names, values, strict=True)}
+
+
+def cpu_delta(before: dict[str, float]) -> dict[str, float]:
+    after = cpu_times()
+    return {key: round(after[key] - before[key], 2) for key in ("user", "system", "idle", "iowait", "steal")}
 
 
 def median(values: list[float]) -> float | None:
@@ -183,10 +206,22 @@ class Server:
         self.pg = EmbeddedPostgres(data_dir=self.folder / "pgdata", port=free_port())  # fast_init False
         self.admin: Any = None
 
-    def start(self) -> None:
+    def start(self, settings: list[str]) -> None:
+        """Start; with `name=value` settings (experiments only), set them and restart."""
         self.pg.start()
         self.admin = self.pg.connect()
         self.admin.autocommit = True
+        if settings:
+            for setting in settings:
+                name, _, value = setting.partition("=")
+                if not re.fullmatch(r"[a-z_]+", name):
+                    raise SystemExit(f"--set {setting}: not a setting name")
+                self.execute(f"alter system set {name} = %s", (value,))
+            self.admin.close()
+            self.pg.stop()
+            self.pg.start()
+            self.admin = self.pg.connect()
+            self.admin.autocommit = True
         # every statement's duration goes to the server log: the per-statement breakdown reads it
         self.execute(f"alter database {self.pg.dbname} set log_min_duration_statement = 0")
         self.log = ServerLog(self.pg.data_dir / "server.log")
@@ -334,9 +369,10 @@ def ingest(server: Server, pipeline: Any, probe: Probe, taxi: str, month: str) -
     server.checkpoint()
     before = server.counters()
     probe.reset()
-    started = time.monotonic()
+    started, cpu = time.monotonic(), cpu_times()
     outcome = pipeline.load_month(spec, pipeline.project.month(month))
     seconds = time.monotonic() - started
+    machine_cpu = cpu_delta(cpu)
     if outcome.failed:
         raise RuntimeError(f"{taxi} {month} failed to load: {outcome.message}")
     ledger = pipeline.warehouse.load(outcome.load_id) or {}
@@ -354,6 +390,7 @@ def ingest(server: Server, pipeline: Any, probe: Probe, taxi: str, month: str) -
             )
         },
         "server": counter_delta(before, server.counters()),
+        "machine_cpu": machine_cpu,
         **probe.snapshot(seconds),
     }
 
@@ -508,28 +545,44 @@ def series_section(server: Server, pipeline: Any, probe: Probe, green_file: Path
     )
     log(f"== month {count} vs month 1 ({count} green months, {months[0]} .. {months[-1]})")
     server.drop_schemas()
+    server.checkpoint()  # then no checkpoint on purpose: a backfill's own WAL triggers them
     runs = []
     for month in months:
-        probe.reset()
-        started = time.monotonic()
         before = server.counters()
+        probe.reset()
+        started, cpu = time.monotonic(), cpu_times()
         outcome = pipeline.load_month(pipeline.project.taxi("green"), month)
         seconds = time.monotonic() - started
+        machine_cpu = cpu_delta(cpu)
         if outcome.failed:
             raise RuntimeError(f"green {month} failed to load: {outcome.message}")
-        runs.append(
-            {
-                "month": str(month),
-                "seconds": seconds,
-                "status": outcome.status,
-                "server": counter_delta(before, server.counters()),
-                **probe.snapshot(seconds),
-            }
+        run = {
+            "month": str(month),
+            "seconds": seconds,
+            "status": outcome.status,
+            "server": counter_delta(before, server.counters()),
+            "machine_cpu": machine_cpu,
+            **probe.snapshot(seconds),
+        }
+        # server time of the steps whose work is proportional to the file; the rest is per-month overhead
+        run["data_steps_seconds"] = sum(
+            seconds
+            for found in run["statements"].values()
+            for step, seconds in found.items()
+            if step in DATA_STEPS
         )
+        run["fixed_steps_seconds"] = seconds - run["data_steps_seconds"]
+        runs.append(run)
         log(f"   {month}: {seconds:.2f} s")
     seconds = [r["seconds"] for r in runs]
     head, tail = median(seconds[:3]), median(seconds[-3:])
+    fixed = [r["fixed_steps_seconds"] for r in runs]
+    data = [r["data_steps_seconds"] for r in runs]
     return {
+        "fixed_steps_median_first3": median(fixed[:3]),
+        "fixed_steps_median_last3": median(fixed[-3:]),
+        "data_steps_median_first3": median(data[:3]),
+        "data_steps_median_last3": median(data[-3:]),
         "note": f"one generated green month ({green_file.name}, pickups in {SERIES_START}) hard-linked under "
         f"the {count} file names: same bytes for every month",
         "months": [r["month"] for r in runs],
@@ -695,8 +748,12 @@ def report(results: dict[str, Any]) -> str:
         "settings: " + ", ".join(f"{k}={v}" for k, v in results["server_settings"].items()),
         "         (fresh embedded server, default durability, initdb without --no-sync; "
         "log_min_duration_statement=0 for the statement breakdown; CHECKPOINT before each timed sample)",
-        "",
     ]
+    if results["server_settings_changed"]:
+        lines.append(
+            "EXPERIMENT: settings changed from the defaults: " + ", ".join(results["server_settings_changed"])
+        )
+    lines.append("")
     parse = results.get("dbt_parse")
     if parse:
         lines += [
@@ -742,6 +799,11 @@ def report(results: dict[str, Any]) -> str:
             f"({verdict(s['ratio_median_last3_first3'] <= TARGETS['month24_ratio'])}"
             f" <= {TARGETS['month24_ratio']}x)",
             "   all months: " + ", ".join(f"{x:.2f}" for x in s["seconds"]),
+            f"   split (medians, first 3 -> last 3): file-proportional statements (COPY, index, scans) "
+            f"{fmt_s(s['data_steps_median_first3'])} -> {fmt_s(s['data_steps_median_last3'])};"
+            " everything else "
+            f"(dbt, catalog, attach, ledger) {fmt_s(s['fixed_steps_median_first3'])} -> "
+            f"{fmt_s(s['fixed_steps_median_last3'])}",
             "   checkpoints during each month: "
             + " ".join(f"{r['server']['checkpoints']:.0f}" for r in s["runs"]),
             "",
@@ -774,18 +836,19 @@ def report(results: dict[str, Any]) -> str:
             + ", ".join(f"{k} {v:.2f}" for k, v in t["phase_medians"].items() if v >= 0.01)
         )
         lines.append("")
-    busy = {
-        name: v for name, v in results["sections"].items() if v["foreign_cpu_seconds"] >= 0.05 * v["seconds"]
-    }
-    if busy:
+    lines.append("machine CPU per section (s): other processes / iowait / steal, of wall x cores:")
+    for name, v in results["sections"].items():
+        top = ", ".join(f"{command} {cpu:.1f}" for command, cpu in v["foreign_top"].items() if cpu >= 0.5)
         lines.append(
-            "WARNING: other processes used CPU during the run (CPU-s / wall s): "
-            + ", ".join(
-                f"{name} {v['foreign_cpu_seconds']:.0f}/{v['seconds']:.0f}" for name, v in busy.items()
-            )
+            f"   {name:<14} wall {v['seconds']:6.1f}  other {v['foreign_cpu_seconds']:5.1f}"
+            f"  iowait {v['machine_cpu']['iowait']:5.1f}  steal {v['machine_cpu']['steal']:5.1f}"
+            + (f"  ({top})" if top else "")
         )
-    else:
-        lines.append("no other process used noticeable CPU during the run")
+    busy = [
+        name for name, v in results["sections"].items() if v["foreign_cpu_seconds"] >= 0.05 * v["seconds"]
+    ]
+    if busy:
+        lines.append(f"WARNING: other processes competed for the CPU during: {', '.join(busy)}")
     lines.append(f"total benchmark time {results['total_seconds'] / 60:.1f} min; JSON: {results['json']}")
     return "\n".join(lines)
 
@@ -834,6 +897,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yellow-rows", type=int, default=YELLOW_ROWS, help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, default=OUT / "data", help="generated files (cached)")
     parser.add_argument("--json", type=Path, default=OUT / "results.json")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="experiments only: a server setting other than the defaults (ALTER SYSTEM, restart)",
+    )
     args = parser.parse_args(argv)
     green_repeats, yellow_repeats = (1, 1) if args.quick else (3, 2)
     begun = time.monotonic()
@@ -842,6 +912,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "targets": TARGETS,
         "json": str(args.json),
+        "server_settings_changed": args.set,
         "ratio": {},
     }
     OUT.mkdir(parents=True, exist_ok=True)
@@ -871,18 +942,21 @@ def main(argv: list[str] | None = None) -> int:
 
     def section(name: str, run: Callable[[], Any]) -> Any:
         foreign.since_last()
-        started = time.monotonic()
+        started, cpu = time.monotonic(), cpu_times()
         value = run()
+        used, top = foreign.since_last()
         results["sections"][name] = {
             "seconds": time.monotonic() - started,
-            "foreign_cpu_seconds": foreign.since_last(),
+            "foreign_cpu_seconds": used,
+            "foreign_top": top,
+            "machine_cpu": cpu_delta(cpu),
         }
         return value
 
     try:
         with terminate_as_interrupt():
             log(f"== server: {server.pg.data_dir} on port {server.pg.port}")
-            server.start()
+            server.start(args.set)
             foreign.own.add(server.postmaster_pid())
             work.mkdir()
             point_environment_at(server, work)

@@ -47,26 +47,41 @@
 
     {%- set repeats = {'exact': 0, 'variants': 0} -%}
     {%- if not relation_exists(api.Relation.create(schema=landing.schema, identifier=index_name)) -%}
-        {#- First in file order: one COPY into an empty table appends rows in file order, so ctid order is file order. -#}
-        {%- set later_rows -%}
-            with repeated as (
-                select unique_row_id, min(ctid) as first_ctid
+        {#-
+            Repeated ids: find them with one hash aggregate, then look only at their rows.
+            First in file order: one COPY into an empty table appends rows in file order,
+            so ctid order is file order.
+        -#}
+        {% call statement('collapse_repeats', fetch_result=true, auto_begin=true) %}
+            set local work_mem = {{ sql_string(var('month_work_mem')) }};
+            -- one in-memory hash aggregate: faster here than partial aggregates that then sort
+            set local max_parallel_workers_per_gather = 0;
+            create temporary table nyc_taxi_repeated_ids on commit drop as
+            select unique_row_id
+            from {{ landing }}
+            group by unique_row_id
+            having count(*) > 1;
+
+            create temporary table nyc_taxi_later_rows on commit drop as
+            with repeated_rows as (
+                select
+                    ctid as row_ctid,
+                    {{ csv_columns | join(', ') }},
+                    unique_row_id,
+                    row_number() over (partition by unique_row_id order by ctid) as position_in_file
                 from {{ landing }}
-                group by unique_row_id
-                having count(*) > 1
+                where unique_row_id in (select unique_row_id from nyc_taxi_repeated_ids)
             )
             select
-                later.ctid as later_ctid,
+                later.row_ctid,
                 (later.{{ csv_columns | join(', later.') }}) is not distinct from
                 (first_row.{{ csv_columns | join(', first_row.') }}) as is_exact
-            from {{ landing }} as later
-            inner join repeated on later.unique_row_id = repeated.unique_row_id
-            inner join {{ landing }} as first_row on first_row.ctid = repeated.first_ctid
-            where later.ctid <> repeated.first_ctid
-        {%- endset -%}
-        {% call statement('collapse_repeats', fetch_result=true, auto_begin=true) %}
-            create temporary table nyc_taxi_later_rows on commit drop as {{ later_rows }};
-            delete from {{ landing }} where ctid in (select later_ctid from nyc_taxi_later_rows);
+            from repeated_rows as later
+            inner join repeated_rows as first_row
+                on later.unique_row_id = first_row.unique_row_id and first_row.position_in_file = 1
+            where later.position_in_file > 1;
+
+            delete from {{ landing }} where ctid = any (array(select row_ctid from nyc_taxi_later_rows));
             {{ create_index }};
             select count(*) filter (where is_exact), count(*) filter (where not is_exact) from nyc_taxi_later_rows;
         {% endcall %}
