@@ -47,7 +47,7 @@
     {%- set match = modules.re.match('^([0-9]{4})-(0[1-9]|1[0-2])$', month if month is string else '') -%}
     {%- if not match -%}
         {{ exceptions.raise_compiler_error(
-            "var month=" ~ (month | string) ~ " is not a month: use YYYY-MM (quoted), like month: '2019-01'"
+            "var month=" ~ (month | string) ~ " is not a month: use YYYY-MM, like month: 2019-01"
         ) }}
     {%- endif -%}
     {%- if month < first or month > last -%}
