@@ -3,11 +3,11 @@
     typed columns, unique_row_id computed while COPY ran. Merging it costs one pass over the
     month, never over the months already loaded:
       1. count rows and out-of-month pickups (one scan);
-      2. add file_month, filename, load_id as constant-default columns (catalog only, no rewrite);
+      2. add filename and load_id as constant-default columns (catalog only, no rewrite);
       3. build the month's unique index; if that finds repeated ids, keep the first row of each
          id in file order, count exact repeats and same-id variants, drop the rest, build it again;
-      4. prove the partition bound with a CHECK, so attaching needs no second scan;
-      5. swap: drop the old partition, move the landing table in, attach it.
+      4. swap: drop the old partition, move the landing table in, attach it (its file_month CHECK,
+         checked as COPY wrote the rows, proves the partition bound: no scan).
     All in the caller's transaction, under the month lock: until it commits, readers see the
     old month; if anything fails, nothing changes.
 -#}
@@ -29,7 +29,6 @@
     {% call statement('month_columns', auto_begin=true) %}
         set local maintenance_work_mem = {{ sql_string(var('month_index_memory')) }};
         alter table {{ landing }}
-            add column file_month date not null default '{{ month.first_day }}',
             add column filename text not null default {{ sql_string(load.filename) }},
             add column load_id text not null default {{ sql_string(load.load_id) }};
     {% endcall %}
@@ -53,8 +52,7 @@
             so ctid order is file order.
         -#}
         {% call statement('collapse_repeats', fetch_result=true, auto_begin=true) %}
-            set local work_mem = {{ sql_string(var('month_work_mem')) }};
-            -- one in-memory hash aggregate: faster here than partial aggregates that then sort
+            -- one hash aggregate: faster here than partial aggregates that then sort 7.6M groups
             set local max_parallel_workers_per_gather = 0;
             create temporary table nyc_taxi_repeated_ids on commit drop as
             select unique_row_id
@@ -91,7 +89,6 @@
 
     {%- set replacing = relation_exists(partition) -%}
     {%- set plan = [
-        "alter table " ~ landing ~ " add constraint " ~ partition.identifier ~ "_file_month check (file_month = '" ~ month.first_day ~ "')",
         "drop table if exists " ~ partition,
         "alter table " ~ landing ~ " set schema " ~ adapter.quote(main.schema),
         "alter table " ~ main ~ " attach partition " ~ partition

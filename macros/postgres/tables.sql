@@ -18,6 +18,20 @@
 {% macro postgres__tripdata_prepare(taxi) %}
     {%- set spec = tripdata_spec(taxi) -%}
     {%- set main = tripdata_relation(taxi) -%}
+    {#-
+        Only when something is missing: even an `if not exists` on the partitioned table's index
+        locks every partition, and would queue behind autovacuum on any of them.
+    -#}
+    {% call statement('tripdata_ready', fetch_result=true, auto_begin=true) %}
+        select
+            to_regclass({{ sql_string(main | string) }}) is not null
+            and to_regclass({{ sql_string(ledger_relation() | string) }}) is not null
+            and to_regnamespace({{ sql_string(adapter.quote(landing_schema())) }}) is not null
+    {% endcall %}
+    {%- set ready = load_result('tripdata_ready').table.rows[0][0] -%}
+    {%- if ready -%}
+        {{ return(none) }}
+    {%- endif -%}
     {% call statement('tripdata_prepare', auto_begin=true) %}
         -- two first loads at once must not race on catalog rows
         select pg_advisory_xact_lock(hashtext('nyc_taxi:prepare'));
@@ -66,11 +80,16 @@
 {% macro postgres__create_landing_table(taxi, month) %}
     {#-
         Logged like every other table: nothing about loading is traded for durability.
-        Named like the month's partition, so merging it is a rename, not a copy.
+        Named like the month's partition, so merging it is a rename, not a copy;
+        file_month is its constant, so COPY fills it in.
     -#}
+    {%- set landing = landing_relation(taxi, month) -%}
     {% call statement('create_landing_table', auto_begin=true) %}
-        create table if not exists {{ landing_relation(taxi, month) }} (
-            {{ tripdata_column_ddl(tripdata_spec(taxi)) }}
+        create table if not exists {{ landing }} (
+            {{ tripdata_column_ddl(tripdata_spec(taxi)) }},
+            -- checked row by row as COPY writes: attaching the month then needs no scan
+            file_month date not null default '{{ month.first_day }}'
+                constraint {{ landing.identifier }}_file_month check (file_month = '{{ month.first_day }}')
         );
     {% endcall %}
 {% endmacro %}
