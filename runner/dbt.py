@@ -71,6 +71,7 @@ class Dbt:
         select: list[str] | None = None,
         exclude: list[str] | None = None,
         variables: dict[str, Any] | None = None,
+        populate_cache: bool = True,
     ) -> Any:
         command = ["build"]
         if select:
@@ -79,4 +80,7 @@ class Dbt:
             command += ["--exclude", *exclude]
         if variables:
             command += ["--vars", json.dumps(variables)]
+        if not populate_cache:
+            # dbt lists every relation of the schema first; the month merge asks the server itself
+            command.append("--no-populate-cache")
         return self.invoke(command)

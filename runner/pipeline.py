@@ -160,6 +160,7 @@ class Pipeline:
                     "load_id": load_id,
                     "force": self.settings.force,
                 },
+                populate_cache=False,
             )
         except (FileError, DbtError) as error:
             if isinstance(error, FileError) and not is_local(self.settings.source):
