@@ -41,6 +41,10 @@ class QuietReporter:
         pass
 
 
+class WarehouseError(Exception):
+    """The warehouse failed while a month loaded (not the file's fault): the month fails, nothing is kept."""
+
+
 @dataclass(frozen=True)
 class Settings:
     source: str | None  # None: the public URL pattern
@@ -162,7 +166,7 @@ class Pipeline:
                 },
                 populate_cache=False,
             )
-        except (FileError, DbtError) as error:
+        except (FileError, WarehouseError, DbtError) as error:
             if isinstance(error, FileError) and not is_local(self.settings.source):
                 fetched.path.unlink(missing_ok=True)  # a corrupt download must not be served from cache again
             self._record_failure(load_id, spec, month, str(error))
@@ -186,8 +190,10 @@ class Pipeline:
             self.warehouse.copy_month(spec, month, stream)
         except psycopg2.Error as error:
             # COPY's own words name the line and column of a bad row
-            detail = " ".join(str(error).split())
-            raise FileError(f"{describe(spec, month)}: the warehouse rejected the file: {detail}") from error
+            where, detail = describe(spec, month), " ".join(str(error).split())
+            if isinstance(error, psycopg2.DataError | psycopg2.IntegrityError):
+                raise FileError(f"{where}: the warehouse rejected the file: {detail}") from error
+            raise WarehouseError(f"{where}: COPY into the landing table failed: {detail}") from error
 
     def _record_failure(self, load_id: str, spec: TaxiSpec, month: Month, error: str) -> None:
         """Best effort: the failure is reported to the user either way."""
