@@ -46,6 +46,8 @@ class Dbt:
             self._runner = dbtRunner(manifest=parsed.result, callbacks=[self._collect])
         self._errors.clear()
         result = self._runner.invoke([*command, "--log-level", "none", *self._common_args()])
+        if isinstance(result.exception, KeyboardInterrupt):
+            raise KeyboardInterrupt  # dbtRunner returns Ctrl-C as a result: the user asked to stop
         if not result.success:
             raise DbtError(self._message(f"dbt {command[0]} failed", result))
         return result.result
