@@ -57,14 +57,15 @@ class CsvStream:
         self._raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._gzip = gzip.GzipFile(fileobj=self._raw, mode="rb")
         self._progress = progress
+        self.failure: FileError | None = None
 
     def read(self, size: int = -1) -> bytes:
         try:
             data = self._gzip.read(size)
         except GZIP_ERRORS as error:
-            raise FileError(
-                f"{self._where}: truncated or corrupt gzip ({error}); nothing was loaded"
-            ) from error
+            # psycopg2 turns an error raised here into a failed COPY: keep ours for the caller
+            self.failure = FileError(f"{self._where}: truncated or corrupt gzip ({error}); nothing loaded")
+            raise self.failure from error
         if self._progress is not None:
             self._progress(self._raw.tell())
         return data

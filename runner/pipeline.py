@@ -189,6 +189,8 @@ class Pipeline:
         try:
             self.warehouse.copy_month(spec, month, stream)
         except psycopg2.Error as error:
+            if stream.failure is not None:
+                raise stream.failure from error
             # COPY's own words name the line and column of a bad row
             where, detail = describe(spec, month), " ".join(str(error).split())
             if isinstance(error, psycopg2.DataError | psycopg2.IntegrityError):
