@@ -139,7 +139,8 @@ def print_status(project: Project, states: list[dict[str, Any]], as_json: bool =
         return
     by_cell = {(s["taxi"], f"{s['file_month']:%Y-%m}"): s for s in states}
     table = Table(
-        title="loaded months (rows in the main table; state of the latest load)", title_justify="left"
+        title="loaded months",
+        title_justify="left",
     )
     table.add_column("month")
     taxis = sorted(project.taxis)
@@ -161,6 +162,9 @@ def print_status(project: Project, states: list[dict[str, Any]], as_json: bool =
             cells.append(f"{rows}{flag}")
         table.add_row(str(month), *cells)
     stdout.print(table)
+    stdout.print(
+        "[dim]rows in the main table; a state is shown when a month's latest load did not succeed[/]"
+    )
     failed = [s for s in states if s["state"] == "failed"]
     for state in failed:
         stdout.print(
