@@ -18,7 +18,7 @@ from typing import Protocol
 from runner.csvfile import CsvStream, FileError, check_header, describe
 from runner.dbt import Dbt, DbtError
 from runner.project import Month, Project, TaxiSpec
-from runner.source import SourceError, fetch, is_local
+from runner.source import FetchedFile, SourceError, fetch, is_local
 from runner.warehouse import Warehouse
 
 
@@ -126,6 +126,13 @@ class Pipeline:
             self._record_failure(load_id, spec, month, str(error))
             return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id)
 
+        with self.warehouse.runner_lock(spec.name, month):
+            return self._land_and_merge(spec, month, fetched, load_id)
+
+    def _land_and_merge(
+        self, spec: TaxiSpec, month: Month, fetched: FetchedFile, load_id: str
+    ) -> MonthOutcome:
+        filename = spec.filename(month)
         current = self.warehouse.last_success(spec.name, month)
         if current is not None and current["checksum"] == fetched.sha256 and not self.settings.force:
             return MonthOutcome(

@@ -8,6 +8,8 @@ dbt profile reads them, so the runner and dbt always talk to the same server.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -47,6 +49,27 @@ class Warehouse:
                 connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10)),
             )
         return self._connection
+
+    @contextmanager
+    def runner_lock(self, taxi: str, month: Month) -> Iterator[None]:
+        """One runner per taxi and month at a time, for the whole month (download to merge).
+
+        Session-level, on the runner's connection: it survives the COPY's commit and is released
+        by the server if the runner dies. The macros' transaction lock serialises everything else.
+        """
+        connection = self.connect()
+        key = (f"tripdata-runner:{taxi}", month.year * 100 + month.month)
+        with connection.cursor() as cursor:
+            cursor.execute("select pg_advisory_lock(hashtext(%s), %s)", key)
+        connection.commit()
+        try:
+            yield
+        finally:
+            if not connection.closed:
+                connection.rollback()
+                with connection.cursor() as cursor:
+                    cursor.execute("select pg_advisory_unlock(hashtext(%s), %s)", key)
+                connection.commit()
 
     def close(self) -> None:
         if self._connection is not None and not self._connection.closed:

@@ -195,3 +195,31 @@ def test_raw_dir_faults_fail_the_month_and_are_recorded(dbt, db, raw_dir, damage
     if damage != "missing":  # the probe fails before the load opens for a missing file
         last = ledger_rows(db)[-1]
         assert last["state"] == "failed" and "green 2020-10" in last["error"]
+
+
+def test_concurrent_dbt_builds_of_one_month_leave_no_duplicates(dbt, db, raw_dir, warehouse_env):
+    """dbt alone (or Kestra) bypassing the runner: the month lock serialises the merges."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    shutil.copy(GREEN_2020_10, raw_dir / "green")
+    dbt.build(select=["tag:ingestion"])  # the tables exist: the race is on the month
+    command = [
+        str(Path(sys.executable).parent / "dbt"),
+        "build",
+        "--select",
+        "green_tripdata",
+        "--profiles-dir",
+        str(ROOT / "profiles"),
+        "--vars",
+        f"{{taxi: green, month: 2020-10, raw_dir: {raw_dir}, force: true}}",
+    ]
+    env = {**os.environ, **warehouse_env}
+    runs = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert len(month_ids(db)) == expected_month(GREEN_2020_10, "2020-10").rows_loaded
+    assert [row["state"] for row in ledger_rows(db)] == ["succeeded", "succeeded"]

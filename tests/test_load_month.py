@@ -232,3 +232,27 @@ def test_landing_tables_are_per_month(db, dbt):
     with db.cursor() as cursor:
         cursor.execute("select tablename from pg_tables where schemaname = 'nyc_taxi_landing' order by 1")
         assert [r[0] for r in cursor.fetchall()] == ["green_tripdata_2020_09", "green_tripdata_2020_10"]
+
+
+def test_a_merge_that_fails_after_dropping_the_old_month_changes_nothing(
+    make_pipeline, db, project, tmp_path
+):
+    """The swap is one transaction: here attaching the new month fails after the old one was dropped."""
+    header, rows = read_rows(GREEN_2020_10)
+    write_month(tmp_path, "green", "2020-10", header, rows[:2000])
+    make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
+    before = month_rows(db, "green", "2020-10")
+    with db.cursor() as cursor:  # a constraint the landing table lacks: ATTACH PARTITION refuses it
+        cursor.execute(
+            "alter table nyc_taxi.green_tripdata add constraint guard check (fare_amount < 100000)"
+        )
+
+    write_month(tmp_path, "green", "2020-10", header, rows[:3000])
+    outcome = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
+
+    assert outcome.status == "failed" and "guard" in outcome.message
+    assert month_rows(db, "green", "2020-10") == before
+    assert ledger(db, outcome.load_id)["state"] == "failed"
+    with db.cursor() as cursor:  # the landing table is still there, whole, for a retry
+        cursor.execute("select count(*) from nyc_taxi_landing.green_tripdata_2020_10")
+        assert cursor.fetchone()[0] == 3000

@@ -188,7 +188,7 @@ def test_overlapping_loads_leave_no_duplicates(db, warehouse_env, tmp_path):
     for p in procs:
         p.stdout.close()
         p.stderr.close()
-    assert [code for code, _ in results] == [0, 0, 0], results
+    assert [code for code, _ in results] == [0, 0, 0], "\n".join(err for _, err in results)
 
     ids = green_ids(db)
     expected = expected_month(GREEN_2020_10, "2020-10").rows_loaded

@@ -7,6 +7,20 @@
     {{ exceptions.raise_compiler_error(name ~ " is not implemented for the " ~ adapter.type() ~ " adapter") }}
 {% endmacro %}
 
+{#-
+    Transactions are opened and closed explicitly: on dbt-postgres 1.11 each statement a macro runs
+    commits on its own (auto_begin does not hold a transaction across statements), which would
+    release the month lock and expose half a merge.
+-#}
+{% macro tripdata_begin() %}{{ return(adapter.dispatch('tripdata_begin', 'nyc_taxi')()) }}{% endmacro %}
+{% macro default__tripdata_begin() %}
+    {% call statement('tripdata_begin', auto_begin=false) %}begin{% endcall %}
+{% endmacro %}
+{% macro tripdata_commit() %}{{ return(adapter.dispatch('tripdata_commit', 'nyc_taxi')()) }}{% endmacro %}
+{% macro default__tripdata_commit() %}
+    {% call statement('tripdata_commit', auto_begin=false) %}commit{% endcall %}
+{% endmacro %}
+
 {#- Create what a month needs if missing: main table, ledger, landing schema. -#}
 {% macro tripdata_prepare(taxi) %}{{ return(adapter.dispatch('tripdata_prepare', 'nyc_taxi')(taxi)) }}{% endmacro %}
 {% macro default__tripdata_prepare(taxi) %}{{ tripdata_not_supported('tripdata_prepare') }}{% endmacro %}

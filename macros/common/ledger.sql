@@ -16,12 +16,13 @@
     {%- set args = tripdata_month(month) -%}
     {%- do validate_load_id(load_id) -%}
     {%- do tripdata_prepare(taxi) -%}
+    {%- do tripdata_begin() -%}
     {%- do create_landing_table(taxi, args) -%}
     {%- do ledger_insert_running(taxi, args, load_id, {
         'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
         'source_url': source_url, 'bytes': bytes, 'checksum': checksum, 'loaded_by': loaded_by,
     }) -%}
-    {%- do adapter.commit() -%}
+    {%- do tripdata_commit() -%}
     {{ log('load ' ~ load_id ~ ': ' ~ landing_relation(taxi, args) ~ ' is ready for COPY', info=true) }}
 {% endmacro %}
 
@@ -36,15 +37,16 @@
         {%- do validate_taxi(taxi) -%}
         {%- set args = tripdata_month(month) -%}
         {%- do tripdata_prepare(taxi) -%}
+        {%- do tripdata_begin() -%}
         {%- if ledger_load(load_id) is none -%}
             {%- do ledger_insert_running(taxi, args, load_id, {
                 'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
                 'source_url': source_url, 'bytes': none, 'checksum': none, 'loaded_by': 'runner',
             }) -%}
         {%- endif -%}
+        {%- do tripdata_commit() -%}
     {%- endif -%}
     {%- do ledger_mark_failed("load_id = " ~ sql_string(load_id), error) -%}
-    {%- do adapter.commit() -%}
 {% endmacro %}
 
 

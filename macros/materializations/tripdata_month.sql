@@ -16,7 +16,6 @@
 
     {{ run_hooks(pre_hooks) }}
     {%- do tripdata_prepare(taxi) -%}
-    {%- do adapter.commit() -%}
 
     {%- set summary = ingest_month(taxi, month) if month is not none else 'table ready' -%}
 
@@ -24,7 +23,6 @@
         select {{ sql_string(summary) }} as summary
     {% endcall %}
     {{ run_hooks(post_hooks) }}
-    {%- do adapter.commit() -%}
     {{ return({'relations': [this]}) }}
 {% endmaterialization %}
 
@@ -51,6 +49,7 @@
     {%- endif -%}
 
     {#- Open (or adopt) the ledger row and commit it, so a failure below stays on record. -#}
+    {%- do tripdata_begin() -%}
     {%- if load_id is not none -%}
         {%- do validate_load_id(load_id) -%}
         {%- set load = ledger_load(load_id) -%}
@@ -65,9 +64,10 @@
             'loaded_by': 'dbt raw_dir' if raw_dir is not none else 'dbt landing table',
         }) -%}
     {%- endif -%}
-    {%- do adapter.commit() -%}
+    {%- do tripdata_commit() -%}
 
     {#- One transaction from here: land (raw_dir), merge, record. -#}
+    {%- do tripdata_begin() -%}
     {%- do lock_month(taxi, month) -%}
     {%- if raw_dir is not none -%}
         {%- do ledger_update(load_id, land_from_raw_dir(taxi, month, raw_dir)) -%}
@@ -91,7 +91,7 @@
         {%- set counts = merge_month(taxi, month, load) -%}
     {%- endif -%}
     {%- do ledger_finish(load_id, counts) -%}
-    {%- do adapter.commit() -%}
+    {%- do tripdata_commit() -%}
     {{ log(where ~ ': ' ~ counts.action ~ ', ' ~ counts.rows_loaded ~ ' rows (load ' ~ load_id ~ ')', info=true) }}
     {{ return(counts.action ~ ' ' ~ counts.rows_loaded ~ ' rows') }}
 {% endmacro %}

@@ -32,6 +32,7 @@
     {%- if ready -%}
         {{ return(none) }}
     {%- endif -%}
+    {%- do tripdata_begin() -%}
     {% call statement('tripdata_prepare', auto_begin=true) %}
         -- two first loads at once must not race on catalog rows
         select pg_advisory_xact_lock(hashtext('nyc_taxi:prepare'));
@@ -74,6 +75,7 @@
         create index if not exists load_ledger_month on {{ ledger_relation() }} (taxi, file_month, finished_at);
         comment on table {{ ledger_relation() }} is 'Every attempt to load a taxi file month: what, from where, how many rows, and how it ended.';
     {% endcall %}
+    {%- do tripdata_commit() -%}
 {% endmacro %}
 
 
@@ -84,6 +86,7 @@
         file_month is its constant, so COPY fills it in.
     -#}
     {%- set landing = landing_relation(taxi, month) -%}
+    {%- do lock_month(taxi, month) -%}  {#- concurrent `create .. if not exists` of one name can collide -#}
     {% call statement('create_landing_table', auto_begin=true) %}
         create table if not exists {{ landing }} (
             {{ tripdata_column_ddl(tripdata_spec(taxi)) }},
