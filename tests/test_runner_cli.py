@@ -82,23 +82,26 @@ def runner(*args: str, env: dict[str, str], cache: Path) -> subprocess.Completed
     )
 
 
-def ledger(db) -> list[dict]:
+def rows_of(db, table: str, query: str) -> list[dict]:
+    """The query's rows as dicts; none while `table` does not exist yet (nothing was loaded)."""
     with db.cursor() as cursor:
-        cursor.execute("select to_regclass('nyc_taxi.load_ledger')")
+        cursor.execute("select to_regclass(%s)", (table,))
         if cursor.fetchone()[0] is None:
             return []
-        cursor.execute("select * from nyc_taxi.load_ledger order by started_at")
+        cursor.execute(query)
         names = [c.name for c in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+def ledger(db) -> list[dict]:
+    return rows_of(db, "nyc_taxi.load_ledger", "select * from nyc_taxi.load_ledger order by started_at")
+
+
 def green_ids(db) -> list[str]:
-    with db.cursor() as cursor:
-        cursor.execute("select to_regclass('nyc_taxi.green_tripdata')")
-        if cursor.fetchone()[0] is None:
-            return []
-        cursor.execute("select unique_row_id from nyc_taxi.green_tripdata")
-        return [row[0] for row in cursor.fetchall()]
+    return [
+        r["unique_row_id"]
+        for r in rows_of(db, "nyc_taxi.green_tripdata", "select unique_row_id from nyc_taxi.green_tripdata")
+    ]
 
 
 def test_downloads_over_http_with_retries_and_failures(http, db, warehouse_env, tmp_path):
