@@ -255,3 +255,23 @@ def test_a_failed_start_quotes_the_server_log(new_server: NewServer) -> None:
     with pytest.raises(EmbeddedError, match=r"failed to start(?s:.*)shared_buffers"):
         server.start()
     assert not server.status().running
+
+
+def test_without_system_binaries_the_pgserver_wheel_runs_the_server(
+    new_server: NewServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The optional fallback, for real: the `pgserver` wheel's own PostgreSQL (a dev dependency)."""
+    pytest.importorskip("pgserver")
+    import runner.embedded as embedded
+
+    monkeypatch.delenv("RUNNER_PG_BINDIR", raising=False)
+    monkeypatch.setattr(embedded, "_pg_config_bindir", lambda: None)
+    monkeypatch.setattr(embedded, "_system_bindirs", lambda: [])
+    bindir = find_bindir()
+    assert "pgserver" in str(bindir)
+
+    server = new_server()
+    assert server.start()
+    with server.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("show server_version_num")
+        assert int(cursor.fetchone()[0]) >= 160000  # the wheel bundles 16; the system here has 15
