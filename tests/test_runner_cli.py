@@ -71,9 +71,12 @@ def http() -> Iterator[FileServer]:
     server.close()
 
 
+RUNNER = [sys.executable, "-m", "runner"]
+
+
 def runner(*args: str, env: dict[str, str], cache: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runner", *args],
+        [*RUNNER, *args],
         cwd=ROOT,
         env={**os.environ, **env, "RUNNER_CACHE_DIR": str(cache)},
         capture_output=True,
@@ -178,7 +181,7 @@ def test_overlapping_loads_leave_no_duplicates(db, warehouse_env, tmp_path):
     env = {**os.environ, **warehouse_env, "RUNNER_CACHE_DIR": str(tmp_path)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "runner", *c],
+            [*RUNNER, *c],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -229,18 +232,7 @@ def test_ctrl_c_stops_cleanly(http, db, warehouse_env, tmp_path):
     http.slow.add("green/green_tripdata_2020-10.csv.gz")  # about 80 s at this pace: we interrupt it
     env = {**os.environ, **warehouse_env, "RUNNER_CACHE_DIR": str(tmp_path)}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runner",
-            "load",
-            "--taxi",
-            "green",
-            "--month",
-            "2020-10",
-            "--source",
-            http.url,
-        ],
+        [*RUNNER, "load", "--taxi", "green", "--month", "2020-10", "--source", http.url],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -262,9 +254,7 @@ def test_ctrl_c_stops_cleanly(http, db, warehouse_env, tmp_path):
 
 
 def test_help_explains_every_command(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "runner", "--help"], cwd=ROOT, capture_output=True, text=True
-    )
+    done = subprocess.run([*RUNNER, "--help"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0
     for command in ("load", "backfill", "status", "db", "cache"):
         assert command in done.stdout
