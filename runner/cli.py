@@ -1,4 +1,4 @@
-"""`runner`: load NYC taxi months into Postgres through the nyc_taxi dbt project.
+"""`runner`: load NYC taxi months into Postgres or BigQuery through the nyc_taxi dbt project.
 
 Thin commands: they parse options, pick the server, report progress and results.
 The work is in runner/pipeline.py. Heavy imports (dbt, psycopg2, rich) happen inside
@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
-    from runner.pipeline import RunResult
+    from runner.pipeline import RunResult, Warehouse
     from runner.project import Month, Project, TaxiSpec
 
 EXIT_OK, EXIT_MONTH_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(
-    help="Load NYC taxi trip files (green, yellow; 2019-01 to 2021-07) into Postgres with dbt.",
+    help="Load NYC taxi trip files (green, yellow; 2019-01 to 2021-07) into Postgres or BigQuery with dbt.",
     rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -30,8 +31,30 @@ db_app = typer.Typer(
     help="The embedded PostgreSQL the runner uses when PGHOST is not set.", no_args_is_help=True
 )
 cache_app = typer.Typer(help="The download cache.", no_args_is_help=True)
+gcp_app = typer.Typer(
+    help="The BigQuery target's bucket and datasets (settings: GCP_PROJECT, GCS_BUCKET, BQ_DATASET, "
+    "GCP_LOCATION, GOOGLE_APPLICATION_CREDENTIALS).",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(cache_app, name="cache")
+app.add_typer(gcp_app, name="gcp")
+
+
+class Target(str, Enum):
+    pg = "pg"
+    bq = "bq"
+
+
+TargetOption = Annotated[
+    Target,
+    typer.Option(
+        "--target",
+        envvar="DBT_TARGET",
+        help="Warehouse: pg (PostgreSQL: PGHOST or the embedded server) "
+        "or bq (BigQuery: see `runner gcp --help`).",
+    ),
+]
 
 TaxiOption = Annotated[
     list[str], typer.Option("--taxi", "-t", help="Taxi type: green or yellow (repeat for both).")
@@ -82,20 +105,41 @@ def _project() -> Project:
     return load_project()
 
 
-def _run(plan: list[tuple[TaxiSpec, Month]], source: str | None, force: bool, cache_dir: Path | None) -> None:
+def _warehouse(project: Project, target: Target, need_bucket: bool = True) -> Warehouse:
+    """The runner's side of the target warehouse, after checking its settings."""
+    if target is Target.bq:
+        from runner.bigquery import BigQueryWarehouse, ConfigError, GcpConfig
+
+        try:
+            config = GcpConfig.from_env(need_bucket=need_bucket)
+        except ConfigError as error:
+            fail(str(error))
+        info(f"using {config.describe()}")
+        return BigQueryWarehouse.for_project(project.landing_schema_suffix, config)
+    from runner.warehouse import Warehouse as PostgresWarehouse
+
+    use_server()
+    return PostgresWarehouse.for_project(project.landing_schema_suffix)
+
+
+def _run(
+    plan: list[tuple[TaxiSpec, Month]],
+    source: str | None,
+    force: bool,
+    cache_dir: Path | None,
+    target: Target = Target.pg,
+) -> None:
     from runner.dbt import Dbt
     from runner.pipeline import Pipeline, Settings
     from runner.progress import RichReporter, print_summary
     from runner.source import default_cache_dir
-    from runner.warehouse import Warehouse
 
     project = _project()
-    use_server()
     pipeline = Pipeline(
         project=project,
         settings=Settings(source=source, cache_dir=cache_dir or default_cache_dir(), force=force),
-        warehouse=Warehouse.for_project(project.landing_schema_suffix),
-        dbt=Dbt(project_dir=project.root, profiles_dir=project.root / "profiles"),
+        warehouse=_warehouse(project, target),
+        dbt=Dbt(project_dir=project.root, profiles_dir=project.root / "profiles", target=target.value),
     )
     reporter = RichReporter(total_months=len(plan))
     pipeline.reporter = reporter
@@ -118,7 +162,7 @@ def _run(plan: list[tuple[TaxiSpec, Month]], source: str | None, force: bool, ca
         if failed:
             taxis = sorted({o.taxi for o in failed})
             first, last = min(o.month for o in failed), max(o.month for o in failed)
-            hint = " ".join(f"--taxi {t}" for t in taxis)
+            hint = " ".join(f"--taxi {t}" for t in taxis) + (" --target bq" if target is Target.bq else "")
             typer.secho(
                 f"{len(failed)} month(s) failed; fix the cause and run again (loaded months are skipped): "
                 f"runner backfill {hint} --start {first} --end {last}",
@@ -139,6 +183,7 @@ def load(
     source: SourceOption = None,
     force: ForceOption = False,
     cache_dir: CacheOption = None,
+    target: TargetOption = Target.pg,
 ) -> None:
     """Load one file month, end to end: download, land, merge, record."""
     from runner.project import UsageError
@@ -148,7 +193,7 @@ def load(
         plan = [(spec, project.month(month)) for spec in _taxis(project, taxi)]
     except UsageError as error:
         fail(str(error))
-    _run(plan, source, force, cache_dir)
+    _run(plan, source, force, cache_dir, target)
 
 
 @app.command()
@@ -159,6 +204,7 @@ def backfill(
     source: SourceOption = None,
     force: ForceOption = False,
     cache_dir: CacheOption = None,
+    target: TargetOption = Target.pg,
 ) -> None:
     """Load a range of file months, oldest first; months already loaded from the same file are skipped."""
     from runner.project import UsageError, month_range
@@ -169,20 +215,19 @@ def backfill(
         plan = [(spec, month) for spec in _taxis(project, taxi) for month in months]
     except UsageError as error:
         fail(str(error))
-    _run(plan, source, force, cache_dir)
+    _run(plan, source, force, cache_dir, target)
 
 
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the ledger's view as JSON lines.")] = False,
+    target: TargetOption = Target.pg,
 ) -> None:
     """What is loaded: a grid of taxi type x file month with rows and state, from the ledger."""
     from runner.progress import print_status
-    from runner.warehouse import Warehouse
 
     project = _project()
-    use_server()
-    warehouse = Warehouse.for_project(project.landing_schema_suffix)
+    warehouse = _warehouse(project, target, need_bucket=False)
     try:
         states = warehouse.month_states()
     finally:
@@ -245,6 +290,26 @@ def db_reset(
         typer.confirm(f"Delete every table in {server.status().data_dir}?", abort=True)
     server.reset()
     typer.echo("reset: the next start initialises an empty server")
+
+
+@gcp_app.command("setup")
+def gcp_setup() -> None:
+    """Create the bucket and the datasets (main and landing) where missing; existing ones are left alone."""
+    from google.api_core.exceptions import GoogleAPIError
+
+    from runner.bigquery import ConfigError
+
+    project = _project()
+    warehouse = _warehouse(project, Target.bq)
+    try:
+        for line in warehouse.setup():
+            typer.echo(line)
+    except ConfigError as error:
+        fail(str(error))
+    except GoogleAPIError as error:
+        fail(f"set-up failed: {error}", EXIT_MONTH_FAILED)
+    finally:
+        warehouse.close()
 
 
 @cache_app.command("clean")

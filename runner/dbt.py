@@ -6,9 +6,16 @@ dbt is not safe to call from several threads of one process; the runner calls it
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+DBT_LOCATION = re.compile(
+    r"\s*(Encountered an error while running operation: )?"
+    r"(Compilation|Database|Runtime) Error in (macro|model|operation|seed|test) \S+( \(.*\))?\s*$"
+)
 
 
 class DbtError(RuntimeError):
@@ -61,9 +68,14 @@ class Dbt:
         if result.exception is not None:
             messages.append(str(result.exception))
         text = "\n".join(messages or self._errors) or fallback
-        # dbt appends the macro call stack ("> in macro ..."); users need the message itself
-        lines = [line for line in text.splitlines() if not line.lstrip().startswith("> ")]
-        return "\n".join(line for line in lines if line.strip()) or fallback
+        # dbt wraps the message in where it was raised ("Compilation Error in macro x (file)") and
+        # the macro call stack ("> in macro ..."); users need the message itself
+        lines = [
+            line.strip()
+            for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("> ") and not DBT_LOCATION.match(line)
+        ]
+        return "\n".join(lines) or fallback
 
     def run_operation(self, macro: str, args: dict[str, Any]) -> None:
         self.invoke(["run-operation", macro, "--args", json.dumps(args)])

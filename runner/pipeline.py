@@ -11,15 +11,18 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from runner.csvfile import CsvStream, FileError, check_header, describe
+from runner.csvfile import FileError, check_header
 from runner.dbt import Dbt, DbtError
 from runner.project import Month, Project, TaxiSpec
 from runner.source import FetchedFile, SourceError, fetch, is_local
-from runner.warehouse import Warehouse
+from runner.warehouse import WarehouseError
+
+__all__ = ["MonthOutcome", "Pipeline", "RunResult", "Settings", "Warehouse", "WarehouseError"]
 
 
 class Reporter(Protocol):
@@ -28,6 +31,22 @@ class Reporter(Protocol):
     def stage(self, spec: TaxiSpec, month: Month, stage: str, total: int | None = None) -> None: ...
     def advance(self, done: int, total: int | None = None) -> None: ...
     def warn(self, text: str) -> None: ...
+
+
+class Warehouse(Protocol):
+    """The runner's side of a warehouse: landing a file, and reading the ledger.
+
+    runner/warehouse.py (Postgres: COPY) and runner/bigquery.py (BigQuery: GCS and a load job).
+    """
+
+    def runner_lock(self, taxi: str, month: Month) -> AbstractContextManager[None]: ...
+    def land(
+        self, spec: TaxiSpec, month: Month, path: Path, checksum: str, progress: Callable[[int], None]
+    ) -> None: ...
+    def load(self, load_id: str) -> dict[str, Any] | None: ...
+    def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None: ...
+    def month_states(self) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
 
 
 class QuietReporter:
@@ -39,10 +58,6 @@ class QuietReporter:
 
     def warn(self, text: str) -> None:
         pass
-
-
-class WarehouseError(Exception):
-    """The warehouse failed while a month loaded (not the file's fault): the month fails, nothing is kept."""
 
 
 @dataclass(frozen=True)
@@ -160,8 +175,7 @@ class Pipeline:
             )
             check_header(spec, month, fetched.path)
             self.reporter.stage(spec, month, "copy", total=fetched.size)
-            with CsvStream(spec, month, fetched.path, progress=self.reporter.advance) as stream:
-                self._copy(spec, month, stream)
+            self.warehouse.land(spec, month, fetched.path, fetched.sha256, self.reporter.advance)
             self.reporter.stage(spec, month, "merge")
             self.dbt.build(
                 select=[spec.main_table],
@@ -189,20 +203,6 @@ class Pipeline:
             )
             return MonthOutcome(spec.name, month, "failed", message=message, load_id=load_id)
         return MonthOutcome(spec.name, month, load["action"], rows=load["rows_loaded"], load_id=load_id)
-
-    def _copy(self, spec: TaxiSpec, month: Month, stream: CsvStream) -> None:
-        import psycopg2
-
-        try:
-            self.warehouse.copy_month(spec, month, stream)
-        except psycopg2.Error as error:
-            if stream.failure is not None:
-                raise stream.failure from error
-            # COPY's own words name the line and column of a bad row
-            where, detail = describe(spec, month), " ".join(str(error).split())
-            if isinstance(error, psycopg2.DataError | psycopg2.IntegrityError):
-                raise FileError(f"{where}: the warehouse rejected the file: {detail}") from error
-            raise WarehouseError(f"{where}: COPY into the landing table failed: {detail}") from error
 
     def _record_failure(self, load_id: str, spec: TaxiSpec, month: Month, error: str) -> None:
         """Best effort: the failure is reported to the user either way."""

@@ -1,4 +1,5 @@
 """The runner's own Postgres connection: streaming COPY into landing tables, and ledger reads.
+(runner/bigquery.py is the same for BigQuery.)
 
 Everything else the warehouse does (tables, merges, ledger writes) is dbt macros' work.
 The connection comes from the standard libpq variables (PGHOST, PGPORT, ...), exactly as the
@@ -8,14 +9,20 @@ dbt profile reads them, so the runner and dbt always talk to the same server.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
+from runner.csvfile import CsvStream, FileError, describe
 from runner.project import Month, TaxiSpec
 
 COPY_CHUNK = 1 << 20  # bytes handed to the server per write: bounded memory on any file size
+
+
+class WarehouseError(Exception):
+    """The warehouse failed while a month loaded (not the file's fault): the month fails, nothing is kept."""
 
 
 def target_schema() -> str:
@@ -74,6 +81,24 @@ class Warehouse:
     def close(self) -> None:
         if self._connection is not None and not self._connection.closed:
             self._connection.close()
+
+    def land(
+        self, spec: TaxiSpec, month: Month, path: Path, checksum: str, progress: Callable[[int], None]
+    ) -> None:
+        """Stream the file into the month's landing table (tripdata_begin_load made it ready)."""
+        import psycopg2
+
+        with CsvStream(spec, month, path, progress=progress) as stream:
+            try:
+                self.copy_month(spec, month, stream)
+            except psycopg2.Error as error:
+                if stream.failure is not None:
+                    raise stream.failure from error
+                # COPY's own words name the line and column of a bad row
+                where, detail = describe(spec, month), " ".join(str(error).split())
+                if isinstance(error, psycopg2.DataError | psycopg2.IntegrityError):
+                    raise FileError(f"{where}: the warehouse rejected the file: {detail}") from error
+                raise WarehouseError(f"{where}: COPY into the landing table failed: {detail}") from error
 
     def copy_month(self, spec: TaxiSpec, month: Month, csv_stream: IO[bytes]) -> int:
         """Replace the landing table's rows with the CSV stream (header line included), in one transaction.

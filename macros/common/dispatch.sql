@@ -29,9 +29,22 @@
 {% macro create_landing_table(taxi, month) %}{{ return(adapter.dispatch('create_landing_table', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
 {% macro default__create_landing_table(taxi, month) %}{{ tripdata_not_supported('create_landing_table') }}{% endmacro %}
 
-{#- Serialise everything that touches one taxi type's month, for the rest of the transaction. -#}
-{% macro lock_month(taxi, month) %}{{ return(adapter.dispatch('lock_month', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
-{% macro default__lock_month(taxi, month) %}{{ tripdata_not_supported('lock_month') }}{% endmacro %}
+{#-
+    Serialise everything that touches one taxi type's month: Postgres holds a lock for the rest of
+    the transaction; BigQuery gives the load `load_id` a lease on the month in the ledger.
+-#}
+{% macro lock_month(taxi, month, load_id=none) %}{{ return(adapter.dispatch('lock_month', 'nyc_taxi')(taxi, month, load_id)) }}{% endmacro %}
+{% macro default__lock_month(taxi, month, load_id) %}{{ tripdata_not_supported('lock_month') }}{% endmacro %}
+
+{#-
+    Where the warehouse reads month files itself: var raw_dir (Postgres: a folder on the database
+    server; BigQuery: gs://bucket[/prefix], by default the bucket of var gcs_bucket), or none.
+-#}
+{% macro tripdata_raw_dir() %}{{ return(adapter.dispatch('tripdata_raw_dir', 'nyc_taxi')()) }}{% endmacro %}
+{% macro default__tripdata_raw_dir() %}{{ return(var('raw_dir', none)) }}{% endmacro %}
+
+{#- `<raw_dir>/<taxi>/<file>`, after checking raw_dir holds nothing but plain path characters. -#}
+{% macro raw_file_path(raw_dir, taxi, month) %}{{ return(adapter.dispatch('raw_file_path', 'nyc_taxi')(raw_dir, taxi, month)) }}{% endmacro %}
 
 {#- Land `<raw_dir>/<taxi>/<file>` with the warehouse's own loader; returns bytes, checksum, source_url. -#}
 {% macro land_from_raw_dir(taxi, month, raw_dir) %}{{ return(adapter.dispatch('land_from_raw_dir', 'nyc_taxi')(taxi, month, raw_dir)) }}{% endmacro %}
@@ -41,7 +54,18 @@
 {% macro landing_has_rows(taxi, month) %}{{ return(adapter.dispatch('landing_has_rows', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
 {% macro default__landing_has_rows(taxi, month) %}{{ tripdata_not_supported('landing_has_rows') }}{% endmacro %}
 
-{#- Replace the month in the main table with the landing table's rows; returns the counts. -#}
+{#- The landing table's rows are not needed (the month already holds the same file). -#}
+{% macro discard_landing(taxi, month) %}{{ return(adapter.dispatch('discard_landing', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
+{% macro default__discard_landing(taxi, month) %}
+    {% call statement('discard_landing', auto_begin=true) %}
+        truncate table {{ landing_relation(taxi, month) }}
+    {% endcall %}
+{% endmacro %}
+
+{#-
+    Replace the month in the main table with the landing table's rows; returns the counts.
+    A body may also finish the ledger row in its own transaction: it then returns ledger_finished.
+-#}
 {% macro merge_month(taxi, month, load) %}{{ return(adapter.dispatch('merge_month', 'nyc_taxi')(taxi, month, load)) }}{% endmacro %}
 {% macro default__merge_month(taxi, month, load) %}{{ tripdata_not_supported('merge_month') }}{% endmacro %}
 

@@ -22,6 +22,7 @@
         'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
         'source_url': source_url, 'bytes': bytes, 'checksum': checksum, 'loaded_by': loaded_by,
     }) -%}
+    {%- do lock_month(taxi, args, load_id) -%}  {#- BigQuery: the lease, held until the load finishes -#}
     {%- do tripdata_commit() -%}
     {{ log('load ' ~ load_id ~ ': ' ~ landing_relation(taxi, args) ~ ' is ready for COPY', info=true) }}
 {% endmacro %}
@@ -123,12 +124,20 @@
 
 
 {% macro ledger_finish(load_id, counts) %}
-    {%- do ledger_update(load_id, counts) -%}
     {% call statement('ledger_finish', auto_begin=true) %}
-        update {{ ledger_relation() }}
-        set state = 'succeeded', error = null, finished_at = {{ dbt.current_timestamp() }}
-        where load_id = {{ sql_string(load_id) }}
+        {{ ledger_finish_sql(load_id, counts) }}
     {% endcall %}
+{% endmacro %}
+
+
+{% macro ledger_finish_sql(load_id, counts) %}
+    {%- set assignments = ["state = 'succeeded'", "error = null", "finished_at = " ~ dbt.current_timestamp()] -%}
+    {%- for column in ['rows_in_file', 'rows_loaded', 'repeats_collapsed', 'exact_repeats', 'same_id_variants', 'pickups_outside_month']
+        if column in counts -%}
+        {%- do assignments.append(column ~ ' = ' ~ ('null' if counts[column] is none else counts[column] | int)) -%}
+    {%- endfor -%}
+    {%- do assignments.append('action = ' ~ sql_string(counts.action)) -%}
+    {{ return('update ' ~ ledger_relation() ~ ' set ' ~ assignments | join(', ') ~ ' where load_id = ' ~ sql_string(load_id)) }}
 {% endmacro %}
 
 

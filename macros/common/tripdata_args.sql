@@ -88,8 +88,9 @@
         'taxi': taxi,
         'filename': taxi ~ '_tripdata_' ~ month.month ~ '.csv.gz',
     }) -%}
-    {%- if var('raw_dir', none) is not none -%}
-        {%- do month.update({'raw_path': raw_file_path(var('raw_dir'), taxi, month)}) -%}
+    {%- set raw_dir = tripdata_raw_dir() -%}
+    {%- if raw_dir is not none -%}
+        {%- do month.update({'raw_path': raw_file_path(raw_dir, taxi, month)}) -%}
     {%- endif -%}
     {{ return(month) }}
 {% endmacro %}

@@ -28,7 +28,7 @@
 
 
 {% macro ingest_month(taxi, month) %}
-    {%- set raw_dir = var('raw_dir', none) -%}
+    {%- set raw_dir = tripdata_raw_dir() -%}
     {%- set load_id = var('load_id', none) -%}
     {%- set where = taxi ~ ' ' ~ month.month -%}
 
@@ -43,7 +43,8 @@
         {{ exceptions.raise_compiler_error(
             where ~ ": nothing to merge: " ~ landing_relation(taxi, month) ~ " is empty or missing and the ledger has no load of "
             ~ month.filename ~ ". Land it first: `runner load --taxi " ~ taxi ~ " --month " ~ month.month ~ "`, "
-            ~ "or set var raw_dir to a folder the warehouse can read (<raw_dir>/" ~ taxi ~ "/" ~ month.filename ~ "), "
+            ~ "or set var raw_dir to a place the warehouse can read (<raw_dir>/" ~ taxi ~ "/" ~ month.filename
+            ~ "; Postgres: a folder on the server, BigQuery: gs://<bucket>, by default var gcs_bucket / GCS_BUCKET), "
             ~ "or COPY the file into the landing table (Kestra CopyIn after `dbt run-operation tripdata_begin_load`)"
         ) }}
     {%- endif -%}
@@ -68,7 +69,7 @@
 
     {#- One transaction from here: land (raw_dir), merge, record. -#}
     {%- do tripdata_begin() -%}
-    {%- do lock_month(taxi, month) -%}
+    {%- do lock_month(taxi, month, load_id) -%}
     {%- if raw_dir is not none -%}
         {%- do ledger_update(load_id, land_from_raw_dir(taxi, month, raw_dir)) -%}
     {%- endif -%}
@@ -80,9 +81,7 @@
         {%- set counts = {'action': 'unchanged', 'rows_loaded': current.rows_loaded if current else 0} -%}
     {%- elif current is not none and load.checksum and load.checksum == current.checksum and not var('force', false) -%}
         {#- The same file again: the rows stay as they are (and keep their load_id). -#}
-        {% call statement('discard_landing', auto_begin=true) %}
-            truncate {{ landing_relation(taxi, month) }}
-        {% endcall %}
+        {%- do discard_landing(taxi, month) -%}
         {%- set counts = {'action': 'unchanged'} -%}
         {%- for column in ['rows_in_file', 'rows_loaded', 'repeats_collapsed', 'exact_repeats', 'same_id_variants', 'pickups_outside_month'] -%}
             {%- do counts.update({column: current[column]}) -%}
@@ -90,7 +89,9 @@
     {%- else -%}
         {%- set counts = merge_month(taxi, month, load) -%}
     {%- endif -%}
-    {%- do ledger_finish(load_id, counts) -%}
+    {%- if not counts.get('ledger_finished') -%}
+        {%- do ledger_finish(load_id, counts) -%}
+    {%- endif -%}
     {%- do tripdata_commit() -%}
     {{ log(where ~ ': ' ~ counts.action ~ ', ' ~ counts.rows_loaded ~ ' rows (load ' ~ load_id ~ ')', info=true) }}
     {{ return(counts.action ~ ' ' ~ counts.rows_loaded ~ ' rows') }}

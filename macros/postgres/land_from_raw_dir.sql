@@ -5,7 +5,7 @@
     restricted to plain path characters, so nothing in them can be interpreted by the shell.
 -#}
 
-{% macro raw_file_path(raw_dir, taxi, month) %}
+{% macro default__raw_file_path(raw_dir, taxi, month) %}
     {%- if raw_dir is not string or not modules.re.match('^/[A-Za-z0-9._/-]*$', raw_dir) or '..' in raw_dir -%}
         {{ exceptions.raise_compiler_error(
             "var raw_dir=" ~ (raw_dir | string) ~ " must be an absolute folder path of letters, digits and . _ / - only"

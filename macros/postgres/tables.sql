@@ -107,7 +107,7 @@
 {% endmacro %}
 
 
-{% macro postgres__lock_month(taxi, month) %}
+{% macro postgres__lock_month(taxi, month, load_id) %}
     {#- The runner takes the same lock around its COPY (runner/warehouse.py: month_lock_key). -#}
     {% call statement('lock_month', auto_begin=true) %}
         select pg_advisory_xact_lock(hashtext({{ sql_string('tripdata:' ~ taxi) }}), {{ month.yyyymm }});
