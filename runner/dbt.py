@@ -29,10 +29,13 @@ class Dbt:
     target: str | None = None
     _runner: Any = field(default=None, repr=False)
     _errors: list[str] = field(default_factory=list, repr=False)
+    sql_log: list[str] | None = field(default=None, repr=False)  # a list: every statement dbt sends
 
     def _collect(self, event: Any) -> None:
         if event.info.level == "error" and event.info.msg:
             self._errors.append(str(event.info.msg))
+        if self.sql_log is not None and event.info.name == "SQLQuery":
+            self.sql_log.append(event.data.sql)
 
     def _common_args(self) -> list[str]:
         args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]

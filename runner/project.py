@@ -125,8 +125,8 @@ def load_project(root: Path = PROJECT_DIR) -> Project:
         taxis[name] = TaxiSpec(
             name=name,
             columns=tuple(column["name"] for column in table["columns"]),
-            pickup_column=table["meta"]["pickup_column"],
-            dropoff_column=table["meta"]["dropoff_column"],
+            pickup_column=table["config"]["meta"]["pickup_column"],
+            dropoff_column=table["config"]["meta"]["dropoff_column"],
         )
     return Project(
         root=root,

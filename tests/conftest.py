@@ -109,3 +109,69 @@ def make_pipeline(dbt: Dbt, project: Project, tmp_path: Path, clean_warehouse: N
     yield make
     for pipeline in made:
         pipeline.warehouse.close()
+
+
+# --- BigQuery: a real BigQuery emulator and a GCS emulator, started once for the session -------
+
+
+@pytest.fixture(scope="session")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    from tests.emulators import Emulators
+
+    started = Emulators.start(tmp_path_factory.mktemp("gcp") / "storage")
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def bq_env(emulators, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The settings a user sets for the BigQuery target, pointing at the emulators."""
+    mp = pytest.MonkeyPatch()
+    for key in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "DBT_TARGET"):
+        mp.delenv(key, raising=False)
+    env = {
+        **emulators.env(),
+        "GCS_BUCKET": "taxi-test-bucket",
+        "BQ_DATASET": "nyc_taxi",
+        "GCP_LOCATION": "US",
+        "RUNNER_CACHE_DIR": str(tmp_path_factory.mktemp("bq-cache")),
+    }
+    for key, value in env.items():
+        mp.setenv(key, value)
+    yield env
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def bq_dbt(bq_env: dict[str, str], project: Project) -> Dbt:
+    return Dbt(project_dir=project.root, profiles_dir=project.root / "profiles", target="bq")
+
+
+@pytest.fixture
+def bq(bq_env: dict[str, str], project: Project) -> Iterator:
+    """The runner's BigQuery warehouse on emptied datasets (the bucket and its objects stay)."""
+    from runner.bigquery import BigQueryWarehouse
+
+    warehouse = BigQueryWarehouse.for_project(project.landing_schema_suffix)
+    for dataset in (warehouse.config.dataset, warehouse.landing_dataset):
+        warehouse.bigquery.delete_dataset(
+            f"{warehouse.config.project}.{dataset}", delete_contents=True, not_found_ok=True
+        )
+    warehouse.setup()
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.fixture
+def make_bq_pipeline(bq, bq_dbt: Dbt, project: Project, tmp_path: Path) -> Iterator:
+    def make(source: str | Path | None = BUNDLED, force: bool = False) -> Pipeline:
+        return Pipeline(
+            project=project,
+            settings=Settings(
+                source=str(source) if source else None, cache_dir=tmp_path / "bq-cache", force=force
+            ),
+            warehouse=bq,
+            dbt=bq_dbt,
+        )
+
+    yield make

@@ -65,9 +65,9 @@
         select
             {{ csv_columns | join(',\n            ') }},
             unique_row_id,
-            {{ file_month }},
-            {{ sql_string(load.filename) }},
-            {{ sql_string(load.load_id) }}
+            {{ file_month }} as file_month,
+            {{ sql_string(load.filename) }} as filename,
+            {{ sql_string(load.load_id) }} as load_id
         from landed
         where true
         qualify row_number() over (

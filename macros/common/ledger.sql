@@ -24,7 +24,7 @@
     }) -%}
     {%- do lock_month(taxi, args, load_id) -%}  {#- BigQuery: the lease, held until the load finishes -#}
     {%- do tripdata_commit() -%}
-    {{ log('load ' ~ load_id ~ ': ' ~ landing_relation(taxi, args) ~ ' is ready for COPY', info=true) }}
+    {{ log('load ' ~ load_id ~ ': ' ~ landing_relation(taxi, args) ~ ' is ready to load', info=true) }}
 {% endmacro %}
 
 
@@ -137,7 +137,7 @@
         {%- do assignments.append(column ~ ' = ' ~ ('null' if counts[column] is none else counts[column] | int)) -%}
     {%- endfor -%}
     {%- do assignments.append('action = ' ~ sql_string(counts.action)) -%}
-    {{ return('update ' ~ ledger_relation() ~ ' set ' ~ assignments | join(', ') ~ ' where load_id = ' ~ sql_string(load_id)) }}
+    {{ return('update ' ~ ledger_relation() ~ '\nset ' ~ assignments | join(', ') ~ '\nwhere load_id = ' ~ sql_string(load_id)) }}
 {% endmacro %}
 
 

@@ -1,0 +1,315 @@
+"""The BigQuery target, against a real BigQuery emulator and a GCS emulator started by the session.
+
+What the emulator cannot run (LOAD DATA from the bucket, partition pruning itself) is checked
+statically in tests/test_bigquery_sql.py. Expected figures come from tests/reference.py, and the
+same files are loaded into the session's PostgreSQL: both warehouses must hold the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from runner.dbt import DbtError
+from runner.project import Month
+from tests.conftest import BUNDLED
+from tests.reference import expected_month, read_rows, write_month
+
+GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
+YELLOW_2020_07 = BUNDLED / "yellow" / "yellow_tripdata_2020-07.csv.gz"
+
+
+def query(bq, sql: str) -> list[tuple]:
+    return [tuple(row.values()) for row in bq.bigquery.query(sql).result()]
+
+
+def bq_month(bq, taxi: str, month: str) -> dict[str, tuple]:
+    """unique_row_id -> (total_amount, pickup, load_id) of a month in BigQuery."""
+    pickup = "lpep_pickup_datetime" if taxi == "green" else "tpep_pickup_datetime"
+    return {
+        row[0]: row[1:]
+        for row in query(
+            bq,
+            f"select unique_row_id, total_amount, {pickup}, load_id from nyc_taxi.{taxi}_tripdata"
+            f" where file_month = date '{month}-01'",
+        )
+    }
+
+
+def pg_month(db, taxi: str, month: str) -> dict[str, tuple]:
+    pickup = "lpep_pickup_datetime" if taxi == "green" else "tpep_pickup_datetime"
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"select unique_row_id, total_amount, {pickup} from nyc_taxi.{taxi}_tripdata"
+            " where file_month = %s",
+            (f"{month}-01",),
+        )
+        return {row[0]: row[1:] for row in cursor.fetchall()}
+
+
+def values(month_rows: dict[str, tuple]) -> dict[str, tuple]:
+    """Comparable across warehouses: (total_amount, pickup) by id, numerics normalised."""
+    return {
+        key: (None if row[0] is None else Decimal(row[0]).normalize(), row[1])
+        for key, row in month_rows.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("taxi", "month", "path"),
+    [("green", Month(2020, 10), GREEN_2020_10), ("yellow", Month(2020, 7), YELLOW_2020_07)],
+)
+def test_real_month_loads_the_same_rows_as_postgres(
+    make_bq_pipeline, make_pipeline, bq, db, project, taxi, month, path
+):
+    outcome = make_bq_pipeline().load_month(project.taxi(taxi), month)
+    assert outcome.status == "loaded", outcome.message
+    assert make_pipeline().load_month(project.taxi(taxi), month).status == "loaded"
+
+    expected = expected_month(path, str(month))
+    in_bigquery, in_postgres = bq_month(bq, taxi, str(month)), pg_month(db, taxi, str(month))
+    # the same unique_row_id hex for the same CSV row, computed by each warehouse and by Python
+    assert set(in_bigquery) == set(expected.kept) == set(in_postgres)
+    assert values(in_bigquery) == values(in_postgres)  # exact numerics, zone-less times, row for row
+    assert {row[2] for row in in_bigquery.values()} == {outcome.load_id}
+
+    record = bq.load(outcome.load_id)
+    assert record["state"] == "succeeded" and record["action"] == "loaded"
+    assert record["rows_in_file"] == expected.rows_in_file
+    assert record["rows_loaded"] == expected.rows_loaded
+    assert record["pickups_outside_month"] == expected.pickups_outside_month
+    assert (record["exact_repeats"], record["same_id_variants"]) == (0, 0)
+    # the landing table is gone once merged
+    assert [t.table_id for t in bq.bigquery.list_tables(f"{bq.config.project}.{bq.landing_dataset}")] == []
+
+
+def test_real_month_sums_to_the_cent(make_bq_pipeline, bq, project):
+    header, rows = read_rows(GREEN_2020_10)
+    total = header.index("total_amount")
+    make_bq_pipeline().load_month(project.taxi("green"), Month(2020, 10))
+
+    [(count, amount, no_vendor)] = query(
+        bq,
+        "select count(*), sum(total_amount), countif(vendorid is null) from nyc_taxi.green_tripdata",
+    )
+
+    assert count == len(rows) == 95120
+    assert amount == sum(Decimal(row[total]) for row in rows)
+    assert no_vendor == sum(1 for row in rows if not row[0]) == 42510
+
+
+def test_second_load_changes_nothing_and_a_forced_one_keeps_the_month_whole(make_bq_pipeline, bq, project):
+    green, month = project.taxi("green"), Month(2020, 10)
+    first = make_bq_pipeline().load_month(green, month)
+    before = bq_month(bq, "green", "2020-10")
+    blob = bq.storage.bucket(bq.config.bucket).get_blob(bq.object_name(green, month))
+
+    again = make_bq_pipeline().load_month(green, month)
+    assert again.status == "skipped" and again.load_id == first.load_id
+    assert bq_month(bq, "green", "2020-10") == before
+
+    forced = make_bq_pipeline(force=True).load_month(green, month)
+    assert forced.status == "replaced", forced.message
+    after = bq_month(bq, "green", "2020-10")
+    assert set(after) == set(before)
+    assert {row[2] for row in after.values()} == {forced.load_id}
+    # the object in the bucket had the same bytes: not uploaded again
+    assert (
+        bq.storage.bucket(bq.config.bucket).get_blob(bq.object_name(green, month)).generation
+        == blob.generation
+    )
+
+
+def test_republished_file_replaces_its_month_and_no_other(make_bq_pipeline, bq, project, tmp_path):
+    header, rows = read_rows(GREEN_2020_10)
+    total = header.index("total_amount")
+    write_month(tmp_path, "green", "2020-09", header, rows[5000:5100])
+    write_month(tmp_path, "green", "2020-10", header, rows[:1000])
+    pipeline = make_bq_pipeline(source=tmp_path)
+    assert pipeline.load_month(project.taxi("green"), Month(2020, 9)).status == "loaded"
+    assert pipeline.load_month(project.taxi("green"), Month(2020, 10)).status == "loaded"
+    september = bq_month(bq, "green", "2020-09")
+
+    variant = list(rows[1200])
+    variant[total] = "5.80"  # not an identity field: same id, another row, smaller than the original
+    republished = [*rows[400:1000], *rows[1000:1300], *rows[500:507], variant]
+    path = write_month(tmp_path, "green", "2020-10", header, republished)
+    expected = expected_month(path, "2020-10")
+
+    outcome = pipeline.load_month(project.taxi("green"), Month(2020, 10))
+
+    assert outcome.status == "replaced", outcome.message
+    october = bq_month(bq, "green", "2020-10")
+    assert set(october) == set(expected.kept)
+    assert {key: Decimal(row[0]) for key, row in october.items()} == {
+        key: Decimal(row[total]) for key, row in expected.kept.items()
+    }
+    record = bq.load(outcome.load_id)
+    assert (record["rows_in_file"], record["rows_loaded"]) == (expected.rows_in_file, expected.rows_loaded)
+    assert (record["exact_repeats"], record["same_id_variants"]) == (7, 1)
+    assert bq_month(bq, "green", "2020-09") == september  # other months are not touched
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        ("truncated", "BigQuery rejected"),
+        ("bad value", "BigQuery rejected"),
+        ("wrong header", "unexpected header"),
+    ],
+)
+def test_bad_file_fails_its_month_and_keeps_what_was_loaded(
+    make_bq_pipeline, bq, project, tmp_path, fault, says
+):
+    header, rows = read_rows(GREEN_2020_10)
+    write_month(tmp_path, "green", "2020-10", header, rows[:500])
+    pipeline = make_bq_pipeline(source=tmp_path)
+    pipeline.load_month(project.taxi("green"), Month(2020, 10))
+    before = bq_month(bq, "green", "2020-10")
+
+    if fault == "truncated":
+        path = write_month(tmp_path, "green", "2020-10", header, rows[:3000])
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif fault == "bad value":
+        broken = [list(row) for row in rows[:800]]
+        broken[700][header.index("pulocationid")] = "seventy"
+        write_month(tmp_path, "green", "2020-10", header, broken)
+    else:
+        write_month(tmp_path, "green", "2020-10", ["vendor", *header[1:]], rows[:800])
+
+    failed = pipeline.load_month(project.taxi("green"), Month(2020, 10))
+
+    assert failed.status == "failed"
+    assert says in failed.message and "green_tripdata_2020-10.csv.gz (green 2020-10)" in failed.message
+    assert bq_month(bq, "green", "2020-10") == before
+    assert bq.load(failed.load_id)["state"] == "failed"
+
+    # the failed load's lease ended with it: a good file loads at once
+    write_month(tmp_path, "green", "2020-10", header, rows[:600])
+    assert pipeline.load_month(project.taxi("green"), Month(2020, 10)).status == "replaced"
+    assert len(bq_month(bq, "green", "2020-10")) == 600
+
+
+def test_a_month_held_by_another_load_is_refused_until_that_load_ends(make_bq_pipeline, bq, bq_dbt, project):
+    bq_dbt.run_operation("tripdata_begin_load", {"taxi": "green", "month": "2020-10", "load_id": "kestra-1"})
+
+    refused = make_bq_pipeline().load_month(project.taxi("green"), Month(2020, 10))
+
+    assert refused.status == "failed"
+    assert "load kestra-1 holds the month until" in refused.message
+    assert bq_month(bq, "green", "2020-10") == {}
+
+    bq_dbt.run_operation("tripdata_fail_load", {"load_id": "kestra-1", "error": "given up"})
+    assert make_bq_pipeline().load_month(project.taxi("green"), Month(2020, 10)).status == "loaded"
+
+
+def test_dbt_alone_merges_rows_another_loader_landed(bq, bq_dbt, project):
+    """`dbt build --vars '{taxi, month}'` on rows a load job landed (as Kestra's BigQuery Load task does)."""
+    from google.cloud import bigquery
+
+    bq_dbt.build(select=["green_tripdata"])  # the tables exist, as after any `dbt build`
+    green, month = project.taxi("green"), Month(2020, 10)
+    bq.upload(green, month, GREEN_2020_10, "-", lambda _: None)
+    main = bq.bigquery.get_table(f"{bq.config.project}.{bq.config.dataset}.green_tripdata")
+    bq.bigquery.load_table_from_uri(
+        f"gs://{bq.config.bucket}/{bq.object_name(green, month)}",
+        f"{bq.config.project}.{bq.landing_dataset}.{green.landing_table(month)}",
+        job_config=bigquery.LoadJobConfig(
+            source_format="CSV", skip_leading_rows=1, schema=main.schema[: len(green.columns)]
+        ),
+    ).result()
+
+    bq_dbt.build(select=["green_tripdata"], variables={"taxi": "green", "month": "2020-10", "gcs_bucket": ""})
+
+    expected = expected_month(GREEN_2020_10, "2020-10")
+    assert set(bq_month(bq, "green", "2020-10")) == set(expected.kept)
+    [(loaded_by, state, rows_loaded)] = query(
+        bq, "select loaded_by, state, rows_loaded from nyc_taxi.load_ledger"
+    )
+    assert (loaded_by, state, rows_loaded) == ("dbt landing table", "succeeded", expected.rows_loaded)
+
+    # nothing landed now, no bucket: the month is loaded, so there is nothing to do
+    bq_dbt.build(select=["green_tripdata"], variables={"taxi": "green", "month": "2020-10", "gcs_bucket": ""})
+    assert query(bq, "select count(*) from nyc_taxi.load_ledger") == [(1,)]
+
+
+def test_dbt_alone_without_a_file_names_the_month_and_the_ways_to_land_it(bq, bq_dbt):
+    with pytest.raises(DbtError) as failure:
+        bq_dbt.build(
+            select=["green_tripdata"], variables={"taxi": "green", "month": "2019-03", "gcs_bucket": ""}
+        )
+    assert "green 2019-03: nothing to merge" in str(failure.value)
+    assert "gs://<bucket>" in str(failure.value)
+
+
+@pytest.mark.parametrize(
+    "raw_dir", ["gs://Bad_Bucket", "gs://bucket/../other", "gs://b'; drop table x; --", "/tmp/folder"]
+)
+def test_raw_dir_must_be_a_plain_bucket_uri(bq, bq_dbt, raw_dir):
+    with pytest.raises(DbtError) as failure:
+        bq_dbt.build(
+            select=["green_tripdata"], variables={"taxi": "green", "month": "2019-03", "raw_dir": raw_dir}
+        )
+    assert "must be gs://<bucket>" in str(failure.value)
+
+
+def test_settings_missing_are_named(tmp_path, monkeypatch):
+    from runner.bigquery import ConfigError, GcpConfig
+
+    monkeypatch.delenv("GCP_PROJECT", raising=False)
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    with pytest.raises(ConfigError, match="GCP_PROJECT is not set"):
+        GcpConfig.from_env()
+    monkeypatch.setenv("GCP_PROJECT", "p")
+    monkeypatch.delenv("GCS_BUCKET", raising=False)
+    with pytest.raises(ConfigError, match="GCS_BUCKET is not set"):
+        GcpConfig.from_env()
+    assert GcpConfig.from_env(need_bucket=False).bucket is None
+    monkeypatch.setenv("GCS_BUCKET", "b")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(ConfigError, match="not a readable file"):
+        GcpConfig.from_env()
+
+
+def run_runner(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_sets_up_loads_and_reports_on_bigquery(bq, bq_env):
+    env = dict(os.environ)
+    setup = run_runner("gcp", "setup", env=env)
+    assert setup.returncode == 0, setup.stderr
+    assert "bucket gs://taxi-test-bucket: exists, left as it is" in setup.stdout
+
+    loaded = run_runner(
+        "load", "--target", "bq", "--taxi", "yellow", "--month", "2020-07", "--source", str(BUNDLED), env=env
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "BigQuery project taxi-test, dataset nyc_taxi" in loaded.stderr
+
+    status = run_runner("status", "--target", "bq", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    [line] = [json.loads(line) for line in status.stdout.splitlines() if '"yellow"' in line]
+    assert (line["state"], line["rows_loaded"]) == ("succeeded", 266)
+
+
+def test_credentials_never_reach_the_output(bq_env, tmp_path):
+    secret = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC-not-a-real-key"
+    key = tmp_path / "key.json"
+    key.write_text(
+        json.dumps({"type": "service_account", "private_key": f"-----BEGIN PRIVATE KEY-----\n{secret}\n"})
+    )
+    # against Google (no emulator), with a key file that cannot work: the error must not quote it
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_EMULATOR_HOST")}
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = str(key)
+    failed = run_runner("status", "--target", "bq", env=env)
+    assert failed.returncode != 0
+    assert "service-account key file" in failed.stderr
+    assert secret not in failed.stdout + failed.stderr
