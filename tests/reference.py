@@ -73,13 +73,23 @@ def row_id(header: list[str], row: list[str]) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
+# The TLC data dictionary's integer and text columns; timestamps end in `datetime`; the rest are amounts
+# and distances (exact decimals).
+INTEGER_COLUMNS = frozenset(
+    ("vendorid", "ratecodeid", "pulocationid", "dolocationid", "passenger_count", "payment_type", "trip_type")
+)
+TEXT_COLUMNS = frozenset(("store_and_fwd_flag",))
+
+
 @dataclass
 class ExpectedMonth:
     rows_in_file: int = 0
     exact_repeats: int = 0
     same_id_variants: int = 0
     pickups_outside_month: int = 0
-    kept: dict[str, list[str]] = field(default_factory=dict)  # id -> the first row with it, in file order
+    # id -> the row kept for it: the smallest of its rows, columns compared in file order as typed values,
+    # empty (NULL) first, text bytewise; the same row whatever the order of the file
+    kept: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def rows_loaded(self) -> int:
@@ -96,34 +106,40 @@ def expected_month(path: Path, month: str) -> ExpectedMonth:
     next_first = date(first_day.year + first_day.month // 12, first_day.month % 12 + 1, 1)
     pickup = next(i for i, name in enumerate(header) if name.endswith("pickup_datetime"))
     expected = ExpectedMonth(rows_in_file=len(rows))
+    by_id: dict[str, list[list[str]]] = {}
     for row in rows:
         day = datetime.fromisoformat(row[pickup]).date() if row[pickup] else None
         if day is not None and not first_day <= day < next_first:
             expected.pickups_outside_month += 1
-        identity = row_id(header, row)
-        first = expected.kept.get(identity)
-        if first is None:
-            expected.kept[identity] = row
-        elif _same_values(header, first, row):
-            expected.exact_repeats += 1
-        else:
-            expected.same_id_variants += 1
+        by_id.setdefault(row_id(header, row), []).append(row)
+    for identity, same_id in by_id.items():
+        keys = [_sort_key(header, row) for row in same_id]
+        distinct = len(set(keys))
+        expected.exact_repeats += len(same_id) - distinct
+        expected.same_id_variants += distinct - 1
+        expected.kept[identity] = min(same_id, key=lambda row: _sort_key(header, row))
     return expected
 
 
-def _same_values(header: list[str], left: list[str], right: list[str]) -> bool:
-    """Equal as the warehouse sees them: typed, so `.5` equals `0.50`."""
+def typed_value(name: str, text: str) -> object:
+    """A CSV field as the warehouse holds it: empty is None, `.5` equals `0.50`."""
+    if not text.strip():
+        return None
+    if name in TEXT_COLUMNS:
+        return text.encode()  # compared bytewise
+    if name.endswith("datetime"):
+        return datetime.fromisoformat(text.strip())
+    if name in INTEGER_COLUMNS:
+        return int(text)
+    return Decimal(text.strip())
 
-    def typed(name: str, text: str) -> object:
-        if not text.strip():
-            return None
-        if name.endswith("datetime"):
-            return datetime.fromisoformat(text)
-        if name == "store_and_fwd_flag":
-            return text
-        return Decimal(text)
 
-    return all(typed(n, a) == typed(n, b) for n, a, b in zip(header, left, right, strict=True))
+def _sort_key(header: list[str], row: list[str]) -> tuple:
+    """Orders rows by their typed columns in file order, None first; equal keys are equal rows."""
+    return tuple(
+        (0,) if value is None else (1, value)
+        for value in (typed_value(name, text) for name, text in zip(header, row, strict=True))
+    )
 
 
 def csv_bytes(header: list[str], rows: list[list[str]]) -> bytes:

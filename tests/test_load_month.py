@@ -5,9 +5,11 @@ Expected figures come from tests/reference.py, which reads the CSV independently
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from conftest import BUNDLED
-from reference import expected_month, read_rows, write_month
+from reference import expected_month, read_rows, row_id, write_month
 
 from runner.project import Month
 
@@ -67,8 +69,6 @@ def test_real_green_month_loads_with_the_counts_of_the_file(make_pipeline, db, p
 
 def test_every_value_survives_exactly(make_pipeline, db, project):
     """Amounts are exact numerics and times are zone-less: sums agree to the cent with the CSV."""
-    from decimal import Decimal
-
     header, rows = read_rows(GREEN_2020_10)
     make_pipeline().load_month(project.taxi("green"), Month(2020, 10))
     total = header.index("total_amount")
@@ -124,31 +124,93 @@ def test_republished_file_replaces_its_month(make_pipeline, db, project, tmp_pat
     make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
     assert len(month_rows(db, "green", "2020-10")) == 1000
 
-    # the corrected file: 400 rows gone, 300 new, 7 exact repeats, 2 same-id variants (fare changed)
-    fare = header.index("fare_amount")
-    total = header.index("total_amount")
-    variants = [list(rows[1200]), list(rows[1299])]
-    for variant in variants:
-        variant[total] = "999.99"  # not an identity field: same id, different row
-    republished = rows[400:1000] + rows[1000:1300] + rows[500:507] + variants
+    # The corrected file: 400 rows gone, 300 new, 7 exact repeats, and ids with several rows. Of the rows
+    # of an id the smallest is kept (columns compared in file order, NULLs first, text bytewise), wherever
+    # it stands in the file: BigQuery keeps the same row, and it knows no file order.
+    flag, passengers, total = (
+        header.index(name) for name in ("store_and_fwd_flag", "passenger_count", "total_amount")
+    )
+
+    def variant(row: list[str], column: int, value: str) -> list[str]:
+        changed = list(row)
+        changed[column] = value  # not an identity field: same id, different row
+        return changed
+
+    smaller_later, larger_earlier, mixed, empty_later, lowercase_later = (
+        rows[i] for i in (1200, 1299, 1100, 1150, 1250)
+    )
+    assert (smaller_later[total], larger_earlier[total], mixed[total]) == ("6.8", "8.3", "9.8")
+    assert (empty_later[passengers], lowercase_later[flag]) == ("1", "N")
+    republished = [
+        variant(larger_earlier, total, "999.99"),  # first in the file, larger than the row it varies
+        variant(mixed, total, "19.80"),  # B of {B, A, A}: first in the file, larger than A
+        *rows[400:1000],
+        *rows[1000:1300],
+        *rows[500:507],
+        variant(smaller_later, total, "5.80"),  # after the row it varies, and smaller
+        variant(mixed, total, "9.80"),  # A again: typed, 9.80 is 9.8, an exact repeat
+        variant(empty_later, passengers, ""),  # NULL sorts first
+        variant(lowercase_later, flag, "n"),  # bytewise "N" < "n" (en_US: "n" < "N")
+    ]
     path = write_month(tmp_path, "green", "2020-10", header, republished)
     expected = expected_month(path, "2020-10")
-    assert (expected.exact_repeats, expected.same_id_variants) == (7, 2)
+    # {B, A, A} is one exact repeat and one variant, whichever comes first
+    assert (expected.exact_repeats, expected.same_id_variants) == (7 + 1, 5)
+    ids = {
+        name: row_id(header, row)
+        for name, row in [
+            ("smaller_later", smaller_later),
+            ("larger_earlier", larger_earlier),
+            ("mixed", mixed),
+            ("empty_later", empty_later),
+            ("lowercase_later", lowercase_later),
+        ]
+    }
+    kept = {name: expected.kept[identity] for name, identity in ids.items()}
+    assert kept["smaller_later"][total] == "5.80" and kept["larger_earlier"][total] == "8.3"
+    assert Decimal(kept["mixed"][total]) == Decimal("9.8")
+    assert kept["empty_later"][passengers] == "" and kept["lowercase_later"][flag] == "N"
 
     outcome = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
 
     assert outcome.status == "replaced", outcome.message
     after = month_rows(db, "green", "2020-10")
     assert set(after) == set(expected.kept) and len(after) == 900
-    # the first row of an id in file order wins: the variants' totals are not kept
-    for variant in variants:
-        kept = after[
-            next(i for i, r in expected.kept.items() if r[fare] == variant[fare] and r[1] == variant[1])
-        ]
-        assert str(kept[3]) != "999.99"
+    with db.cursor() as cursor:
+        cursor.execute(
+            "select unique_row_id, total_amount, passenger_count, store_and_fwd_flag"
+            " from nyc_taxi.green_tripdata where file_month = '2020-10-01' and unique_row_id = any(%s)",
+            (list(ids.values()),),
+        )
+        stored = {row[0]: row[1:] for row in cursor.fetchall()}
+    assert {name: stored[identity] for name, identity in ids.items()} == {
+        "smaller_later": (Decimal("5.80"), 1, "N"),
+        "larger_earlier": (Decimal("8.3"), 1, "N"),
+        "mixed": (Decimal("9.8"), 1, "N"),
+        "empty_later": (Decimal("0"), None, "N"),
+        "lowercase_later": (Decimal("21.36"), 1, "N"),
+    }
     record = ledger(db, outcome.load_id)
-    assert (record["exact_repeats"], record["same_id_variants"], record["repeats_collapsed"]) == (7, 2, 9)
-    assert record["rows_in_file"] == len(republished) and record["rows_loaded"] == 900
+    assert (record["exact_repeats"], record["same_id_variants"], record["repeats_collapsed"]) == (
+        expected.exact_repeats,
+        expected.same_id_variants,
+        expected.repeats_collapsed,
+    )
+    assert record["rows_in_file"] == len(republished) == 913 and record["rows_loaded"] == 900
+
+    # the same rows in the opposite order: the same rows kept, the same counts
+    write_month(tmp_path, "green", "2020-10", header, republished[::-1])
+    reversed_outcome = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
+    assert reversed_outcome.status == "replaced", reversed_outcome.message
+    amounts = {identity: values[2:] for identity, values in after.items()}
+    assert {
+        identity: values[2:] for identity, values in month_rows(db, "green", "2020-10").items()
+    } == amounts
+    again = ledger(db, reversed_outcome.load_id)
+    assert (again["exact_repeats"], again["same_id_variants"]) == (
+        record["exact_repeats"],
+        record["same_id_variants"],
+    )
 
 
 def test_months_are_partitions_and_loading_one_leaves_the_others(make_pipeline, db, project, tmp_path):

@@ -4,8 +4,10 @@
     month, never over the months already loaded:
       1. count rows and out-of-month pickups (one scan);
       2. add filename and load_id as constant-default columns (catalog only, no rewrite);
-      3. build the month's unique index; if that finds repeated ids, keep the first row of each
-         id in file order, count exact repeats and same-id variants, drop the rest, build it again;
+      3. build the month's unique index; if that finds repeated ids, keep the smallest row of each
+         id (its CSV columns compared in file order, NULLs first: a rule that needs no file order,
+         so BigQuery keeps the same row), count exact repeats and same-id variants, drop the rest,
+         build it again;
       4. swap: drop the old partition, move the landing table in, attach it (its file_month CHECK,
          checked as COPY wrote the rows, proves the partition bound: no scan).
     All in the caller's transaction, under the month lock: until it commits, readers see the
@@ -18,7 +20,6 @@
     {%- set main = tripdata_relation(taxi) -%}
     {%- set partition = month_partition_relation(taxi, month) -%}
     {%- set pickup = spec.pickup_column -%}
-    {%- set csv_columns = spec.columns | map(attribute='name') | list -%}
 
     {%- set counts = run_query(
         "select count(*), count(*) filter (where " ~ pickup ~ " < '" ~ month.first_day ~ "' or "
@@ -47,10 +48,23 @@
     {%- set repeats = {'exact': 0, 'variants': 0} -%}
     {%- if not relation_exists(api.Relation.create(schema=landing.schema, identifier=index_name)) -%}
         {#-
-            Repeated ids: find them with one hash aggregate, then look only at their rows.
-            First in file order: one COPY into an empty table appends rows in file order,
-            so ctid order is file order.
+            Repeated ids: find them with one hash aggregate, then sort only their rows.
+            Kept: the smallest row of each id, its CSV columns compared in file order as typed
+            values, NULLs first, text bytewise. No file order involved (BigQuery has none), so
+            both warehouses keep the same row. The ctid only names the rows to delete.
+            Counted, whatever the order: rows equal to another row of the id (typed: .5 = 0.50)
+            are exact repeats, rows - distinct rows per id; the other distinct rows beyond the
+            first are same-id variants. Equal rows are peers in the window's order: rank()
+            numbers a peer group by its first row, so row_number() > rank() marks a repeat.
+            Which of equal rows stays is left open: they hold the same values (a numeric's
+            scale may differ: 0.50 or .5). nyc_taxi_later_rows: the rows after each id's first.
         -#}
+        {%- set row_order = [] -%}
+        {%- for column in spec.columns -%}
+            {%- do row_order.append(
+                column.name ~ (' collate "C"' if column.data_type == 'text' else '') ~ ' asc nulls first'
+            ) -%}
+        {%- endfor -%}
         {% call statement('collapse_repeats', fetch_result=true, auto_begin=true) %}
             -- one hash aggregate: faster here than partial aggregates that then sort 7.6M groups
             set local max_parallel_workers_per_gather = 0;
@@ -64,20 +78,17 @@
             with repeated_rows as (
                 select
                     ctid as row_ctid,
-                    {{ csv_columns | join(', ') }},
-                    unique_row_id,
-                    row_number() over (partition by unique_row_id order by ctid) as position_in_file
+                    row_number() over same_id as place_in_id,
+                    rank() over same_id as first_equal_place
                 from {{ landing }}
                 where unique_row_id in (select unique_row_id from nyc_taxi_repeated_ids)
+                window same_id as (partition by unique_row_id order by {{ row_order | join(', ') }})
             )
             select
-                later.row_ctid,
-                (later.{{ csv_columns | join(', later.') }}) is not distinct from
-                (first_row.{{ csv_columns | join(', first_row.') }}) as is_exact
-            from repeated_rows as later
-            inner join repeated_rows as first_row
-                on later.unique_row_id = first_row.unique_row_id and first_row.position_in_file = 1
-            where later.position_in_file > 1;
+                row_ctid,
+                place_in_id > first_equal_place as is_exact
+            from repeated_rows
+            where place_in_id > 1;
 
             delete from {{ landing }} where ctid = any (array(select row_ctid from nyc_taxi_later_rows));
             {{ create_index }};
