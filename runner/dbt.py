@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 DBT_LOCATION = re.compile(
     r"\s*(Encountered an error while running operation: )?"
     r"(Compilation|Database|Runtime) Error in (macro|model|operation|seed|test) \S+( \(.*\))?\s*$"
