@@ -146,3 +146,29 @@ def csv_bytes(header: list[str], rows: list[list[str]]) -> bytes:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows([header, *rows])
     return buffer.getvalue().encode()
+
+
+def republished_rows(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+    """A corrected version of a month whose first 1000 rows were loaded: 400 rows gone, 300 new,
+    7 exact repeats, and ids with several rows where "first in the file" and "smallest" differ.
+    """
+    flag, passengers, total = (
+        header.index(name) for name in ("store_and_fwd_flag", "passenger_count", "total_amount")
+    )
+
+    def variant(index: int, column: int, value: str) -> list[str]:
+        changed = list(rows[index])
+        changed[column] = value  # not an identity field: same id, different row
+        return changed
+
+    return [
+        variant(1299, total, "999.99"),  # first in the file, larger than the row it varies
+        variant(1100, total, "19.80"),  # B of {B, A, A}: first in the file, larger than A
+        *rows[400:1000],
+        *rows[1000:1300],
+        *rows[500:507],
+        variant(1200, total, "5.80"),  # after the row it varies, and smaller
+        variant(1100, total, "9.80"),  # A again: typed, 9.80 is 9.8, an exact repeat
+        variant(1150, passengers, ""),  # NULL sorts first
+        variant(1250, flag, "n"),  # bytewise "N" < "n" (en_US: "n" < "N")
+    ]

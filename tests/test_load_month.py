@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from conftest import BUNDLED
-from reference import expected_month, read_rows, row_id, write_month
+from reference import expected_month, read_rows, republished_rows, row_id, write_month
 
 from runner.project import Month
 
@@ -131,27 +131,12 @@ def test_republished_file_replaces_its_month(make_pipeline, db, project, tmp_pat
         header.index(name) for name in ("store_and_fwd_flag", "passenger_count", "total_amount")
     )
 
-    def variant(row: list[str], column: int, value: str) -> list[str]:
-        changed = list(row)
-        changed[column] = value  # not an identity field: same id, different row
-        return changed
-
     smaller_later, larger_earlier, mixed, empty_later, lowercase_later = (
         rows[i] for i in (1200, 1299, 1100, 1150, 1250)
     )
     assert (smaller_later[total], larger_earlier[total], mixed[total]) == ("6.8", "8.3", "9.8")
     assert (empty_later[passengers], lowercase_later[flag]) == ("1", "N")
-    republished = [
-        variant(larger_earlier, total, "999.99"),  # first in the file, larger than the row it varies
-        variant(mixed, total, "19.80"),  # B of {B, A, A}: first in the file, larger than A
-        *rows[400:1000],
-        *rows[1000:1300],
-        *rows[500:507],
-        variant(smaller_later, total, "5.80"),  # after the row it varies, and smaller
-        variant(mixed, total, "9.80"),  # A again: typed, 9.80 is 9.8, an exact repeat
-        variant(empty_later, passengers, ""),  # NULL sorts first
-        variant(lowercase_later, flag, "n"),  # bytewise "N" < "n" (en_US: "n" < "N")
-    ]
+    republished = republished_rows(header, rows)  # each of these ids varies there
     path = write_month(tmp_path, "green", "2020-10", header, republished)
     expected = expected_month(path, "2020-10")
     # {B, A, A} is one exact repeat and one variant, whichever comes first
