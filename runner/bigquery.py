@@ -218,7 +218,11 @@ class BigQueryWarehouse:
             blob.metadata = {"sha256": checksum}
             with path.open("rb") as raw:
                 blob.upload_from_file(
-                    _Progress(raw, progress), size=size, content_type="application/gzip", rewind=False
+                    _Progress(raw, progress),
+                    size=size,
+                    content_type="application/gzip",
+                    # conditional on the object we saw: safe to retry, and no race with another uploader
+                    if_generation_match=existing.generation if existing is not None else 0,
                 )
         except GoogleAPIError as error:
             raise WarehouseError(f"{describe(spec, month)}: upload to {uri} failed: {error}") from error
