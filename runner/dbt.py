@@ -99,4 +99,7 @@ class Dbt:
         if not populate_cache:
             # dbt lists every relation of the schema first; the month merge asks the server itself
             command.append("--no-populate-cache")
+        if select:
+            # only the tests of what is selected: not e.g. a reconciliation test that also reads fact_trips
+            command += ["--indirect-selection", "cautious"]
         return self.invoke(command)

@@ -110,9 +110,12 @@ class Pipeline:
             result.outcomes.append(outcome)
             if on_done is not None:
                 on_done(outcome)
-        if any(o.status in ("loaded", "replaced") for o in result.outcomes):
+        changed = sorted({str(o.month) for o in result.outcomes if o.status in ("loaded", "replaced")})
+        if changed:
             try:
-                self.dbt.build(exclude=["tag:ingestion"])
+                # everything, with the analytics models rebuilding exactly the file months this run
+                # changed (the main tables only make sure they exist: no month var)
+                self.dbt.build(variables={"refresh_months": changed})
             except DbtError as error:
                 result.downstream_error = str(error)
         return result
