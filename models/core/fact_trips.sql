@@ -1,0 +1,66 @@
+{{ config(**month_slices_config(cluster_by=['service_type', 'pickup_location_id'])) -}}
+
+with
+
+green_trips as (
+
+    select * from {{ ref('stg_green_tripdata') }}
+
+),
+
+yellow_trips as (
+
+    select * from {{ ref('stg_yellow_tripdata') }}
+
+),
+
+zones as (
+
+    select * from {{ ref('dim_zones') }}
+
+),
+
+loads as (
+
+    select * from {{ source('ingestion', 'load_ledger') }}
+
+),
+
+trips as (
+
+    select * from green_trips
+    union all
+    select * from yellow_trips
+
+),
+
+trips_to_build as (
+
+    select * from trips
+    {%- if is_incremental() %}
+        where {{ in_refresh_months('file_month') }}
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        trips.*,
+        loads.finished_at as loaded_at,
+        coalesce(pickup_zone.borough, 'Unknown') as pickup_borough,
+        coalesce(pickup_zone.zone, 'Unknown') as pickup_zone,
+        coalesce(dropoff_zone.borough, 'Unknown') as dropoff_borough,
+        coalesce(dropoff_zone.zone, 'Unknown') as dropoff_zone
+    from trips_to_build as trips
+    -- left joins: trips in unknown zones stay
+    left join zones as pickup_zone
+        on trips.pickup_location_id = pickup_zone.location_id
+    left join zones as dropoff_zone
+        on trips.dropoff_location_id = dropoff_zone.location_id
+    left join loads
+        on trips.load_id = loads.load_id
+
+)
+
+select * from final

@@ -1,0 +1,35 @@
+"""Stand-ins for dbt's `target` and `adapter` when sqlfluff lints models with its jinja templater.
+
+The jinja templater renders without dbt: a dispatched macro renders as a call of its name
+(`month_start(pickup)`), which parses as SQL. What dbt really compiles for each warehouse is
+linted in tests/test_static_sql.py and tests/test_bigquery_sql.py.
+"""
+
+from types import SimpleNamespace
+
+target = SimpleNamespace(type="postgres", name="lint", schema="nyc_taxi", database="nyc_taxi")
+
+
+class _Adapter:
+    def dispatch(self, macro_name: str, macro_namespace: str | None = None):
+        def render(*args: object) -> str:
+            return f"{macro_name}({', '.join(str(arg) for arg in args)})"
+
+        return render
+
+
+adapter = _Adapter()
+
+
+def var(name: str, default: object = None) -> object:
+    """No --vars when linting: every var takes its default (a plain `dbt build`)."""
+    return default
+
+
+class _Exceptions:
+    @staticmethod
+    def raise_compiler_error(message: str) -> None:
+        raise RuntimeError(message)
+
+
+exceptions = _Exceptions()
