@@ -19,6 +19,8 @@ from runner.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "data" / "tripdata"  # the real files shipped with the project
+# what the project writes to: main tables and ledger, landing tables, the analytics models
+SCHEMAS = ("nyc_taxi", "nyc_taxi_landing", "nyc_taxi_staging", "nyc_taxi_core")
 
 
 @pytest.fixture(scope="session")
@@ -83,9 +85,7 @@ def clean_warehouse(pg_server: EmbeddedPostgres, warehouse_env: dict[str, str]) 
     connection = pg_server.connect()
     connection.autocommit = True
     with connection.cursor() as cursor:
-        cursor.execute(
-            "drop schema if exists nyc_taxi cascade; drop schema if exists nyc_taxi_landing cascade"
-        )
+        cursor.execute("; ".join(f"drop schema if exists {schema} cascade" for schema in SCHEMAS))
     connection.close()
 
 
@@ -147,17 +147,22 @@ def bq_dbt(bq_env: dict[str, str], project: Project) -> Dbt:
     return Dbt(project_dir=project.root, profiles_dir=project.root / "profiles", target="bq")
 
 
-@pytest.fixture
-def bq(bq_env: dict[str, str], project: Project) -> Iterator:
+def empty_bigquery(project: Project):
     """The runner's BigQuery warehouse on emptied datasets (the bucket and its objects stay)."""
     from runner.bigquery import BigQueryWarehouse
 
     warehouse = BigQueryWarehouse.for_project(project.landing_schema_suffix)
-    for dataset in (warehouse.config.dataset, warehouse.landing_dataset):
+    for dataset in SCHEMAS:
         warehouse.bigquery.delete_dataset(
             f"{warehouse.config.project}.{dataset}", delete_contents=True, not_found_ok=True
         )
     warehouse.setup()
+    return warehouse
+
+
+@pytest.fixture
+def bq(bq_env: dict[str, str], project: Project) -> Iterator:
+    warehouse = empty_bigquery(project)
     yield warehouse
     warehouse.close()
 

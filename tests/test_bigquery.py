@@ -14,11 +14,11 @@ import sys
 from decimal import Decimal
 
 import pytest
+from conftest import BUNDLED
+from reference import expected_month, read_rows, republished_rows, write_month
 
 from runner.dbt import DbtError
 from runner.project import Month
-from tests.conftest import BUNDLED
-from tests.reference import expected_month, read_rows, republished_rows, write_month
 
 GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
 YELLOW_2020_07 = BUNDLED / "yellow" / "yellow_tripdata_2020-07.csv.gz"
@@ -326,3 +326,31 @@ def test_credentials_never_reach_the_output(bq_env, tmp_path):
     assert failed.returncode != 0
     assert "service-account key file" in failed.stderr
     assert secret not in failed.stdout + failed.stderr
+
+
+def mart_rows(rows: list[tuple]) -> dict[tuple, tuple]:
+    """(service, file month, pickup zone) -> (trips, total amount), comparable across warehouses."""
+    return {(s, str(m)[:7], z): (trips, Decimal(total).normalize()) for s, m, z, trips, total in rows}
+
+
+def test_models_hold_the_same_trips_and_revenue_as_on_postgres(
+    make_bq_pipeline, make_pipeline, bq, db, project
+):
+    plan = [(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))]
+    in_bigquery = make_bq_pipeline().run(plan)
+    in_postgres = make_pipeline().run(plan)
+    assert not in_bigquery.failed and not in_postgres.failed, (in_bigquery, in_postgres)
+
+    select = (
+        "select service_type, file_month, pickup_location_id, total_monthly_trips,"
+        " revenue_monthly_total_amount from nyc_taxi_core.dm_monthly_zone_revenue"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(select)
+        postgres_mart = mart_rows(cursor.fetchall())
+    bigquery_mart = mart_rows(query(bq, select))
+    assert bigquery_mart == postgres_mart  # zone by zone: trips, and revenue to the cent
+    assert sum(trips for trips, _ in bigquery_mart.values()) == 95120 + 266
+    assert sum(total for _, total in bigquery_mart.values()) == Decimal("2196773.09") + Decimal("5685.80")
+    assert query(bq, "select count(*) from nyc_taxi_core.fact_trips") == [(95120 + 266,)]
+    assert query(bq, "select count(*) from nyc_taxi_core.dim_zones") == [(263,)]
