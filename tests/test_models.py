@@ -203,3 +203,13 @@ def test_source_freshness_comes_from_the_ledger(make_pipeline, dbt, db, project)
         "green_loads": loaded_at["green"],
         "yellow_loads": loaded_at["yellow"],
     }
+
+
+def test_docs_generate_documents_the_models(make_pipeline, dbt, project):
+    make_pipeline().run([(project.taxi("yellow"), Month(2020, 7))])
+
+    catalog = dbt.invoke(["docs", "generate"])
+
+    documented = {node.split(".")[-1] for node in catalog.nodes}
+    assert {"fact_trips", "dm_monthly_zone_revenue", "dim_zones", "stg_green_tripdata"} <= documented
+    assert "revenue_monthly_total_amount" in catalog.nodes["model.nyc_taxi.dm_monthly_zone_revenue"].columns
