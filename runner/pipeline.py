@@ -76,6 +76,7 @@ class MonthOutcome:
     seconds: float = 0.0
     message: str = ""
     load_id: str | None = None
+    unpublished: bool = False  # failed because the source has no such file (HTTP 404/410): not yet out
 
     @property
     def failed(self) -> bool:
@@ -142,7 +143,14 @@ class Pipeline:
             )
         except SourceError as error:
             self._record_failure(load_id, spec, month, str(error))
-            return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id)
+            return MonthOutcome(
+                spec.name,
+                month,
+                "failed",
+                message=str(error),
+                load_id=load_id,
+                unpublished=error.status in (404, 410),
+            )
 
         with self.warehouse.runner_lock(spec.name, month):
             return self._land_and_merge(spec, month, fetched, load_id)
