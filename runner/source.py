@@ -57,8 +57,8 @@ class SourceError(Exception):
     """A month's file could not be had. The message names the file and the month and says what is wrong,
     e.g. "green_tripdata_2019-01.csv.gz (green 2019-01): not published at <url> (HTTP 404)".
 
-    `status` is the HTTP status when the server answered with an error, else None; 404 and 410 mean the
-    month is not published (yet).
+    `status` is the HTTP status when the server answered with an error (404 too for a local folder
+    without the file), else None; 404 and 410 mean the month is not published (yet).
     """
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
@@ -227,8 +227,10 @@ class _Transient(Exception):
 
 def _fetch_local(path: Path, label: str, progress: Progress | None) -> FetchedFile:
     if not path.is_file():
-        what = "is not a file" if path.exists() else "not found"
-        raise SourceError(f"{label}: {what} at {path}")
+        if path.exists():
+            raise SourceError(f"{label}: is not a file at {path}")
+        # a folder missing the month's file is a release that has not published it: like HTTP 404
+        raise SourceError(f"{label}: not found at {path}", status=404)
     digest = hashlib.sha256()
     done = 0
     try:
