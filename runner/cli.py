@@ -7,16 +7,18 @@ the commands, so `runner --help` answers at once.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 if TYPE_CHECKING:
-    from runner.pipeline import RunResult, Warehouse
+    from runner.pipeline import MonthOutcome, Warehouse
     from runner.project import Month, Project, TaxiSpec
 
 EXIT_OK, EXIT_MONTH_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -122,31 +124,90 @@ def _warehouse(project: Project, target: Target, need_bucket: bool = True) -> Wa
     return PostgresWarehouse.for_project(project.landing_schema_suffix)
 
 
+@dataclass(frozen=True)
+class Output:
+    """How a run reports: progress bars and a table (default), JSON lines, or almost nothing."""
+
+    as_json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    log_file: Path | None = None
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.log_file is not None:
+            from datetime import datetime, timezone
+
+            stamped = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
+            with self.log_file.open("a") as log:
+                log.write(json.dumps(stamped, default=str) + "\n")
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self.log(record)
+        if self.as_json:
+            sys.stdout.write(json.dumps(record, default=str) + "\n")
+            sys.stdout.flush()
+
+
+def _outcome_record(outcome: MonthOutcome) -> dict[str, Any]:
+    return {
+        "taxi": outcome.taxi,
+        "month": str(outcome.month),
+        "status": outcome.status,
+        "rows": outcome.rows,
+        "seconds": round(outcome.seconds, 2),
+        "message": outcome.message,
+        "load_id": outcome.load_id,
+    }
+
+
+def _resume_command(failed: list[MonthOutcome], target: Target, jobs: int) -> str:
+    taxis = sorted({o.taxi for o in failed})
+    first, last = min(o.month for o in failed), max(o.month for o in failed)
+    options = " ".join(f"--taxi {t}" for t in taxis) + (" --target bq" if target is Target.bq else "")
+    return f"runner backfill {options} --start {first} --end {last}" + (f" --jobs {jobs}" if jobs > 1 else "")
+
+
 def _run(
-    plan: list[tuple[TaxiSpec, Month]],
+    months: list[tuple[TaxiSpec, Month]],
     source: str | None,
     force: bool,
     cache_dir: Path | None,
     target: Target = Target.pg,
+    jobs: int = 1,
+    dry_run: bool = False,
+    output: Output | None = None,
 ) -> None:
-    from runner.dbt import Dbt
-    from runner.pipeline import Pipeline, Settings
-    from runner.progress import RichReporter, print_summary
+    from runner.pipeline import Settings, make_pipeline
+    from runner.progress import RichReporter, print_plan, print_summary
     from runner.source import default_cache_dir
 
+    output = output or Output()
     project = _project()
-    pipeline = Pipeline(
-        project=project,
-        settings=Settings(source=source, cache_dir=cache_dir or default_cache_dir(), force=force),
-        warehouse=_warehouse(project, target),
-        dbt=Dbt(project_dir=project.root, profiles_dir=project.root / "profiles", target=target.value),
-    )
-    reporter = RichReporter(total_months=len(plan))
-    pipeline.reporter = reporter
-    result: RunResult | None = None
+    settings = Settings(source=source, cache_dir=cache_dir or default_cache_dir(), force=force, jobs=jobs)
+    _warehouse(project, target).close()  # checks the settings and starts the embedded server if needed
+    pipeline = make_pipeline(project.root, settings, target.value)
     try:
+        plan = pipeline.plan(months)
+        for decided in plan:
+            output.log({"plan": decided.as_dict()})
+        if dry_run:
+            if output.as_json:
+                for decided in plan:
+                    sys.stdout.write(json.dumps(decided.as_dict()) + "\n")
+            else:
+                print_plan(plan)
+            return
+        if output.verbose and not output.as_json:
+            print_plan(plan)
+        reporter = RichReporter(total_months=len(months), quiet=output.quiet)
+        pipeline.reporter = reporter
+
+        def done(outcome: MonthOutcome) -> None:
+            reporter.month_done(outcome)
+            output.emit(_outcome_record(outcome))
+
         with reporter:
-            result = pipeline.run(plan, on_done=reporter.month_done)
+            result = pipeline.run(months, on_done=done, plan=plan)
     except KeyboardInterrupt:
         typer.secho(
             "interrupted: the month in progress was rolled back and marked failed; finished months are kept",
@@ -156,16 +217,22 @@ def _run(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     finally:
         pipeline.warehouse.close()
-    print_summary(result)
+
+    failed = [o for o in result.outcomes if o.failed]
+    resume = _resume_command(failed, target, jobs) if failed else None
+    counts: dict[str, int] = {}
+    for outcome in result.outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    output.emit({"summary": counts, "downstream_error": result.downstream_error, "resume": resume})
+    if not output.as_json and not output.quiet:
+        print_summary(result)
+    elif result.downstream_error:
+        typer.secho(f"downstream models failed: {result.downstream_error}", err=True, fg=typer.colors.RED)
     if result.failed:
-        failed = [o for o in result.outcomes if o.failed]
-        if failed:
-            taxis = sorted({o.taxi for o in failed})
-            first, last = min(o.month for o in failed), max(o.month for o in failed)
-            hint = " ".join(f"--taxi {t}" for t in taxis) + (" --target bq" if target is Target.bq else "")
+        if resume:
             typer.secho(
-                f"{len(failed)} month(s) failed; fix the cause and run again (loaded months are skipped): "
-                f"runner backfill {hint} --start {first} --end {last}",
+                f"{len(failed)} month(s) failed; fix the cause and run again "
+                f"(loaded months are skipped): {resume}",
                 err=True,
                 fg=typer.colors.RED,
             )
@@ -205,8 +272,34 @@ def backfill(
     force: ForceOption = False,
     cache_dir: CacheOption = None,
     target: TargetOption = Target.pg,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, max=8, help="Months loaded at once (worker processes).")
+    ] = 1,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the plan (each month: load, retry, reload, check or skip, and why) and load nothing.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON lines on stdout: one per month, then a summary.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or table: failures only.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print the plan before loading.")] = False,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(help="Append the plan and every month's outcome to this file, as JSON lines."),
+    ] = None,
 ) -> None:
-    """Load a range of file months, oldest first; months already loaded from the same file are skipped."""
+    """Load a range of file months, oldest first; months already loaded from the same file are skipped.
+
+    The plan comes from the ledger first, without downloading: months loaded from an identical file
+    are skipped, failed or interrupted ones are tried again. Exit 1 when a month failed, with the
+    command that resumes.
+    """
     from runner.project import UsageError, month_range
 
     try:
@@ -215,7 +308,8 @@ def backfill(
         plan = [(spec, month) for spec in _taxis(project, taxi) for month in months]
     except UsageError as error:
         fail(str(error))
-    _run(plan, source, force, cache_dir, target)
+    output = Output(as_json=as_json, quiet=quiet, verbose=verbose, log_file=log_file)
+    _run(plan, source, force, cache_dir, target, jobs=jobs, dry_run=dry_run, output=output)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from runner.csvfile import FileError, check_header
 from runner.dbt import Dbt, DbtError
+from runner.plan import MonthPlan, plan_months
 from runner.project import Month, Project, TaxiSpec
 from runner.source import FetchedFile, SourceError, fetch, is_local
 from runner.warehouse import WarehouseError
@@ -33,6 +34,42 @@ class Reporter(Protocol):
     def warn(self, text: str) -> None: ...
 
 
+# What a lost or refused warehouse connection says (psycopg2, dbt, the Google clients): worth a retry.
+TRANSIENT_MARKERS = (
+    "server closed the connection unexpectedly",
+    "terminating connection",
+    "could not connect to server",
+    "connection to server at",
+    "connection refused",
+    "connection already closed",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "ServiceUnavailable",
+    "503 ",
+)
+
+
+def is_transient(message: str) -> bool:
+    return any(marker in message for marker in TRANSIENT_MARKERS)
+
+
+def make_pipeline(project_root: Path, settings: Settings, target: str = "pg") -> Pipeline:
+    """A Pipeline for a target, as the CLI builds one (and each worker of a parallel backfill)."""
+    from runner.project import load_project
+
+    project = load_project(project_root)
+    if target == "bq":
+        from runner.bigquery import BigQueryWarehouse
+
+        warehouse: Warehouse = BigQueryWarehouse.for_project(project.landing_schema_suffix)
+    else:
+        from runner.warehouse import Warehouse as PostgresWarehouse
+
+        warehouse = PostgresWarehouse.for_project(project.landing_schema_suffix)
+    dbt = Dbt(project_dir=project.root, profiles_dir=project.root / "profiles", target=target)
+    return Pipeline(project=project, settings=settings, warehouse=warehouse, dbt=dbt)
+
+
 class Warehouse(Protocol):
     """The runner's side of a warehouse: landing a file, and reading the ledger.
 
@@ -46,6 +83,7 @@ class Warehouse(Protocol):
     def load(self, load_id: str) -> dict[str, Any] | None: ...
     def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None: ...
     def month_states(self) -> list[dict[str, Any]]: ...
+    def models_lock(self) -> AbstractContextManager[None]: ...
     def close(self) -> None: ...
 
 
@@ -65,6 +103,9 @@ class Settings:
     source: str | None  # None: the public URL pattern
     cache_dir: Path
     force: bool = False  # reload months already loaded from the same file
+    jobs: int = 1  # months loaded at once (worker processes)
+    retries: int = 2  # a month that fails because the warehouse went away is tried again this often
+    retry_backoff: float = 2.0  # seconds before the first retry, doubled each time
 
 
 @dataclass
@@ -101,29 +142,78 @@ class Pipeline:
     dbt: Dbt
     reporter: Reporter = field(default_factory=QuietReporter)
 
+    def plan(self, months: list[tuple[TaxiSpec, Month]]) -> list[MonthPlan]:
+        """What will happen to each month, from the ledger and the source, without downloading."""
+        return plan_months(
+            months, self.warehouse, self.settings.source, self.settings.cache_dir, self.settings.force
+        )
+
     def run(
-        self, plan: list[tuple[TaxiSpec, Month]], on_done: Callable[[MonthOutcome], None] | None = None
+        self,
+        months: list[tuple[TaxiSpec, Month]],
+        on_done: Callable[[MonthOutcome], None] | None = None,
+        plan: list[MonthPlan] | None = None,
     ) -> RunResult:
-        """Load each month of the plan in order, then build the downstream models once."""
+        """Load the months (oldest first; `settings.jobs` at once), then build the models downstream once.
+
+        Months the plan finds loaded from an identical file are skipped without a download.
+        """
         result = RunResult()
-        for spec, month in plan:
-            outcome = self.load_month(spec, month)
+
+        def done(outcome: MonthOutcome) -> None:
             result.outcomes.append(outcome)
             if on_done is not None:
                 on_done(outcome)
+
+        to_load = []
+        for decided in plan if plan is not None else self.plan(months):
+            if decided.action == "skip":
+                done(
+                    MonthOutcome(
+                        decided.spec.name,
+                        decided.month,
+                        "skipped",
+                        rows=decided.rows_loaded,
+                        message=decided.reason,
+                        load_id=decided.load_id,
+                    )
+                )
+            else:
+                to_load.append((decided.spec, decided.month))
+        if self.settings.jobs > 1 and len(to_load) > 1:
+            from runner.parallel import load_months
+
+            self.warehouse.close()  # the workers open their own connections
+            load_months(
+                to_load, self.settings.jobs, self.project.root, self.settings, self.dbt.target or "pg", done
+            )
+        else:
+            for spec, month in to_load:
+                done(self.load_month(spec, month))
+        result.outcomes.sort(key=lambda o: (o.taxi, o.month))
+
         changed = sorted({str(o.month) for o in result.outcomes if o.status in ("loaded", "replaced")})
         if changed:
             try:
-                # everything, with the analytics models rebuilding exactly the file months this run
-                # changed (the main tables only make sure they exist: no month var)
-                self.dbt.build(variables={"refresh_months": changed})
+                # one build of the models at a time per warehouse (dbt's temporary relations collide);
+                # the analytics models rebuild exactly the file months this run changed
+                with self.warehouse.models_lock():
+                    self.dbt.build(variables={"refresh_months": changed})
             except DbtError as error:
                 result.downstream_error = str(error)
         return result
 
     def load_month(self, spec: TaxiSpec, month: Month) -> MonthOutcome:
+        """One month, tried again with backoff when it failed because the warehouse went away."""
         started = time.monotonic()
-        outcome = self._load_month(spec, month)
+        for attempt in range(self.settings.retries + 1):
+            outcome = self._load_month(spec, month)
+            if not (outcome.failed and is_transient(outcome.message)) or attempt == self.settings.retries:
+                break
+            delay = self.settings.retry_backoff * 2**attempt
+            self.reporter.warn(f"{spec.name} {month}: the warehouse went away; retrying in {delay:.0f}s")
+            self.warehouse.close()
+            time.sleep(delay)
         outcome.seconds = time.monotonic() - started
         return outcome
 

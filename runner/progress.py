@@ -21,6 +21,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from runner.pipeline import MonthOutcome, RunResult
+    from runner.plan import MonthPlan
     from runner.project import Month, Project, TaxiSpec
 
 STAGES = {"fetch": "downloading", "copy": "loading", "merge": "merging"}
@@ -41,7 +42,8 @@ stdout = Console()
 class RichReporter:
     """Two bars: months done, and the current month's bytes (downloaded, then loaded)."""
 
-    def __init__(self, total_months: int) -> None:
+    def __init__(self, total_months: int, quiet: bool = False) -> None:
+        self._quiet = quiet  # no bars, no per-month lines: failures only
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -66,14 +68,18 @@ class RichReporter:
         from rich.console import Group
         from rich.live import Live
 
-        self._live = Live(Group(self._progress, self._bytes), console=stderr, transient=True)
-        self._live.__enter__()
         self._months = self._progress.add_task("months", total=self._total_months)
         self._current = self._bytes.add_task("", total=None)
+        if self._quiet:
+            self._live = None
+            return self
+        self._live = Live(Group(self._progress, self._bytes), console=stderr, transient=True)
+        self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._live.__exit__(*exc)
+        if self._live is not None:
+            self._live.__exit__(*exc)
 
     def stage(self, spec: TaxiSpec, month: Month, stage: str, total: int | None = None) -> None:
         assert self._current is not None
@@ -93,14 +99,28 @@ class RichReporter:
     def month_done(self, outcome: MonthOutcome) -> None:
         style = STATUS_STYLE.get(outcome.status, "")
         rows = f"{outcome.rows:,} rows" if outcome.rows is not None else ""
-        stderr.print(
-            f"{outcome.taxi} {outcome.month}: [{style}]{outcome.status}[/] {rows} in {outcome.seconds:.1f}s",
-            highlight=False,
-        )
+        if not self._quiet or outcome.failed:
+            status = f"[{style}]{outcome.status}[/]"
+            stderr.print(
+                f"{outcome.taxi} {outcome.month}: {status} {rows} in {outcome.seconds:.1f}s", highlight=False
+            )
         if outcome.failed:
             stderr.print(f"  {outcome.message}", style="red", highlight=False, markup=False)
         assert self._months is not None
         self._progress.advance(self._months)
+
+
+PLAN_STYLE = {"load": "green", "retry": "yellow", "reload": "yellow", "check": "cyan", "skip": "dim"}
+
+
+def print_plan(plan: list[MonthPlan]) -> None:
+    table = Table(title="plan", title_justify="left")
+    for column in ("taxi", "month", "action", "why"):
+        table.add_column(column)
+    for decided in plan:
+        style = PLAN_STYLE.get(decided.action, "")
+        table.add_row(decided.spec.name, str(decided.month), f"[{style}]{decided.action}[/]", decided.reason)
+    stdout.print(table)
 
 
 def print_summary(result: RunResult | None) -> None:

@@ -78,6 +78,23 @@ class Warehouse:
                     cursor.execute("select pg_advisory_unlock(hashtext(%s), %s)", key)
                 connection.commit()
 
+    @contextmanager
+    def models_lock(self) -> Iterator[None]:
+        """One build of the models at a time on this server: two overlapping builds of one
+        incremental model collide on dbt's temporary relation names."""
+        connection = self.connect()
+        with connection.cursor() as cursor:
+            cursor.execute("select pg_advisory_lock(hashtext('nyc_taxi:models'))")
+        connection.commit()
+        try:
+            yield
+        finally:
+            if not connection.closed:
+                connection.rollback()
+                with connection.cursor() as cursor:
+                    cursor.execute("select pg_advisory_unlock(hashtext('nyc_taxi:models'))")
+                connection.commit()
+
     def close(self) -> None:
         if self._connection is not None and not self._connection.closed:
             self._connection.close()

@@ -8,67 +8,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 from conftest import BUNDLED, ROOT
 from reference import expected_month
 
 GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
-
-
-class FileServer:
-    """Serves <taxi>/<file> from a dict; a path can first fail with scripted statuses."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.failures: dict[str, list[int]] = {}
-        self.slow: set[str] = set()
-        self.requests: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.lstrip("/")
-                server.requests.append(path)
-                if server.failures.get(path):
-                    self.send_error(server.failures[path].pop(0))
-                    return
-                body = server.files.get(path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if path in server.slow:
-                    for start in range(0, len(body), 1024):
-                        self.wfile.write(body[start : start + 1024])
-                        time.sleep(0.05)
-                else:
-                    self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def http() -> Iterator[FileServer]:
-    server = FileServer()
-    yield server
-    server.close()
 
 
 RUNNER = [sys.executable, "-m", "runner"]

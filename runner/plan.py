@@ -1,0 +1,145 @@
+"""A run's plan, from the ledger first and without downloading: what will happen to each month.
+
+load     never loaded
+retry    the last attempt failed or was interrupted, and no load succeeded
+reload   loaded, but the source's file differs (checksum, or size for a remote file), or --force
+check    loaded; the remote file has the same size but no cached copy to compare: the run
+         downloads it (conditionally) and its checksum decides
+skip     loaded from an identical file (checksum of a local or cached copy)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.project import Month, TaxiSpec
+from runner.source import CHUNK_SIZE, _cached_meta, _join_url, _parse_source, _strip_userinfo, redact
+
+HEAD_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class MonthPlan:
+    spec: TaxiSpec
+    month: Month
+    action: str  # load | retry | reload | check | skip
+    reason: str
+    rows_loaded: int | None = None
+    load_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "taxi": self.spec.name,
+            "month": str(self.month),
+            "action": self.action,
+            "reason": self.reason,
+            "rows_loaded": self.rows_loaded,
+        }
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the source says about a month's file without downloading it."""
+
+    size: int | None = None
+    sha256: str | None = None  # when the bytes are at hand: a local file, or a still-valid cached copy
+    missing: bool = False
+    error: str | None = None
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def probe(spec: TaxiSpec, month: Month, source: str | None, cache_dir: Path) -> Probe:
+    kind, base = _parse_source(source)
+    filename = spec.filename(month)
+    if kind == "local":
+        path = Path(base) / spec.name / filename
+        if not path.is_file():
+            return Probe(missing=True)
+        return Probe(size=path.stat().st_size, sha256=sha256_of(path))
+
+    url, credentials = _strip_userinfo(_join_url(base, spec.name, filename))
+    request = urllib.request.Request(url, method="HEAD")
+    if credentials:
+        import base64
+
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=HEAD_TIMEOUT) as response:
+            length = response.headers.get("Content-Length")
+            etag = response.headers.get("ETag")
+    except urllib.error.HTTPError as error:
+        if error.code in (404, 410):
+            return Probe(missing=True)
+        return Probe(error=f"HTTP {error.code} on HEAD {redact(url)}")
+    except OSError as error:
+        return Probe(error=f"{type(error).__name__} on HEAD {redact(url)}")
+    size = int(length) if length and length.isdigit() else None
+    cached = _cached_meta(Path(cache_dir) / spec.name / filename, url)
+    # the cached copy is the source's file while its ETag (or, without one, its size) still matches
+    if cached and size == cached["size"] and (etag is None or etag == cached.get("etag")):
+        return Probe(size=size, sha256=cached["sha256"])
+    return Probe(size=size)
+
+
+def decide(
+    state: dict[str, Any] | None, success: dict[str, Any] | None, found: Probe, force: bool
+) -> tuple[str, str]:
+    """The action for one month, and why, from its ledger rows and the source's probe."""
+    if success is None:
+        if state is not None and state["state"] in ("failed", "running"):
+            what = "was interrupted" if state["state"] == "running" else "failed"
+            first_line = (state.get("error") or "").splitlines()[:1]
+            return "retry", f"the last attempt {what}" + (f": {first_line[0][:100]}" if first_line else "")
+        return (
+            ("load", "not loaded")
+            if not found.missing
+            else ("load", "not loaded; the source has no file yet")
+        )
+    if force:
+        return "reload", "--force"
+    if found.missing:
+        return "skip", "loaded; the source no longer has the file"
+    if found.sha256 is not None:
+        if found.sha256 == success["checksum"]:
+            return "skip", "loaded from an identical file"
+        return "reload", "the file changed (checksum)"
+    if found.size is not None and success.get("bytes") is not None and found.size != success["bytes"]:
+        return "reload", f"the file changed (size {success['bytes']:,} -> {found.size:,} bytes)"
+    if found.error:
+        return "check", f"loaded; the source could not be checked ({found.error}): the download decides"
+    return "check", "loaded, same size: the downloaded file's checksum decides"
+
+
+def plan_months(
+    plan: list[tuple[TaxiSpec, Month]], warehouse: Any, source: str | None, cache_dir: Path, force: bool
+) -> list[MonthPlan]:
+    states = {(s["taxi"], str(s["file_month"])[:7]): s for s in warehouse.month_states()}
+    decided = []
+    for spec, month in plan:
+        state = states.get((spec.name, str(month)))
+        success = warehouse.last_success(spec.name, month) if state is not None else None
+        action, reason = decide(state, success, probe(spec, month, source, cache_dir), force)
+        decided.append(
+            MonthPlan(
+                spec,
+                month,
+                action,
+                reason,
+                rows_loaded=success["rows_loaded"] if success else None,
+                load_id=success["load_id"] if success else None,
+            )
+        )
+    return decided
