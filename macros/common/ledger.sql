@@ -21,6 +21,7 @@
     {%- do ledger_insert_running(taxi, args, load_id, {
         'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
         'source_url': source_url, 'bytes': bytes, 'checksum': checksum, 'loaded_by': loaded_by,
+        'loader': 'runner lock',
     }) -%}
     {%- do lock_month(taxi, args, load_id) -%}  {#- BigQuery: the lease, held until the load finishes -#}
     {%- do tripdata_commit() -%}
@@ -43,6 +44,7 @@
             {%- do ledger_insert_running(taxi, args, load_id, {
                 'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
                 'source_url': source_url, 'bytes': none, 'checksum': none, 'loaded_by': 'runner',
+                'loader': none,
             }) -%}
         {%- endif -%}
         {%- do tripdata_commit() -%}
@@ -75,16 +77,110 @@
 {#- Ledger statements, written in SQL both warehouses accept. -#}
 
 {% macro ledger_insert_running(taxi, month, load_id, info) %}
+    {#-
+        First, loads of the month whose loader is gone are ended (see ledger_end_abandoned_loads).
+        info.loader says whose life the new load is tied to: 'runner lock' (tripdata_begin_load: the
+        session holding the month's runner lock, if any), none (nobody's), or, when absent, this very
+        session (a load by dbt alone merges on the connection that opens its ledger row).
+    -#}
+    {%- do ledger_end_abandoned_loads(taxi, month, load_id) -%}
+    {%- set loader = ledger_loader_columns(taxi, month, info.get('loader', 'this session')) -%}
     {%- set values = [
         sql_string(load_id), sql_string(taxi), "cast('" ~ month.first_day ~ "' as date)", sql_string(info.filename),
         sql_string(info.source_url), (info.bytes | int) if info.bytes is not none else 'null', sql_string(info.checksum),
         "'running'", dbt.current_timestamp(), sql_string(info.loaded_by), sql_string(invocation_id),
-    ] -%}
+    ] + (loader.values() | list) -%}
+    {%- set columns = [
+        'load_id', 'taxi', 'file_month', 'filename', 'source_url', 'bytes', 'checksum', 'state', 'started_at',
+        'loaded_by', 'invocation_id',
+    ] + (loader.keys() | list) -%}
     {% call statement('ledger_insert', auto_begin=true) %}
-        insert into {{ ledger_relation() }}
-            (load_id, taxi, file_month, filename, source_url, bytes, checksum, state, started_at, loaded_by, invocation_id)
+        insert into {{ ledger_relation() }} ({{ columns | join(', ') }})
         values ({{ values | join(', ') }})
     {% endcall %}
+{% endmacro %}
+
+
+{#-
+    A load whose loader died (kill -9, a lost connection, a crashed server) stays `running` unless
+    someone ends it. Each new load of a month ends the month's running loads whose loader is known
+    to be gone, as failed. Known to be gone, never guessed: on Postgres a load records the server
+    session its life is tied to (loader_pid, loader_started_at):
+      - the runner: the session holding the month's runner lock (runner/warehouse.py runner_lock),
+        which the runner takes before tripdata_begin_load and keeps until the month is done, and
+        which the server releases when that session ends;
+      - dbt alone: the dbt session that opens the ledger row, and merges on the same connection;
+      - a loader that holds no session across its steps (Kestra: begin_load, CopyIn, build) records
+        none, and is never ended this way.
+    Gone = no session with that pid and start time (a pid can be reused; a start time cannot), read
+    from a fresh pg_stat_activity (a backend started after a cached snapshot would look gone).
+    An UPDATE racing the dead loader's last COMMIT waits for it and skips the row if it finished.
+    BigQuery: a load holds its month with a lease (bigquery__lock_month); a running load whose lease
+    expired is gone, and the next load of the month may take it over: nothing recorded here.
+-#}
+{% macro ledger_end_abandoned_loads(taxi, month, load_id) %}
+    {{ return(adapter.dispatch('ledger_end_abandoned_loads', 'nyc_taxi')(taxi, month, load_id)) }}
+{% endmacro %}
+{% macro default__ledger_end_abandoned_loads(taxi, month, load_id) %}{% endmacro %}
+{% macro postgres__ledger_end_abandoned_loads(taxi, month, load_id) %}
+    {%- do postgres_ledger_add_loader_columns() -%}
+    {% call statement('ledger_end_abandoned', auto_begin=true) %}
+        select pg_stat_clear_snapshot();
+        update {{ ledger_relation() }} as l
+        set state = 'failed', error = 'interrupted: the loader stopped before finishing', finished_at = now()
+        where
+            l.taxi = {{ sql_string(taxi) }}
+            and l.file_month = cast('{{ month.first_day }}' as date)
+            and l.state = 'running'
+            and l.load_id != {{ sql_string(load_id) }}
+            and l.loader_pid is not null
+            and not exists (
+                select from pg_stat_activity as a
+                where a.pid = l.loader_pid and a.backend_start = l.loader_started_at
+            )
+    {% endcall %}
+{% endmacro %}
+
+
+{% macro ledger_loader_columns(taxi, month, loader) %}
+    {#- Extra ledger columns (name -> SQL) naming the session the new load's life is tied to. -#}
+    {{ return(adapter.dispatch('ledger_loader_columns', 'nyc_taxi')(taxi, month, loader)) }}
+{% endmacro %}
+{% macro default__ledger_loader_columns(taxi, month, loader) %}{{ return({}) }}{% endmacro %}
+{% macro postgres__ledger_loader_columns(taxi, month, loader) %}
+    {%- if loader == 'this session' -%}
+        {%- set pid = 'pg_backend_pid()' -%}
+    {%- elif loader == 'runner lock' -%}
+        {#- the key of runner/warehouse.py runner_lock; advisory locks on two int4 keys show as classid, objid, 2 -#}
+        {%- set pid = "(select lk.pid from pg_locks as lk where lk.locktype = 'advisory' and lk.granted"
+            ~ " and lk.database = (select d.oid from pg_database as d where d.datname = current_database())"
+            ~ " and lk.classid = hashtext(" ~ sql_string('tripdata-runner:' ~ taxi) ~ ")::oid"
+            ~ " and lk.objid = " ~ month.yyyymm ~ " and lk.objsubid = 2 limit 1)" -%}
+    {%- else -%}
+        {{ return({}) }}
+    {%- endif -%}
+    {{ return({
+        'loader_pid': pid,
+        'loader_started_at': '(select sa.backend_start from pg_stat_activity as sa where sa.pid = ' ~ pid ~ ')',
+    }) }}
+{% endmacro %}
+
+
+{% macro postgres_ledger_add_loader_columns() %}
+    {#- Ledgers made before loads recorded their session get the two columns, once. -#}
+    {%- set found = run_query(
+        "select count(*) from pg_attribute where attrelid = " ~ sql_string(ledger_relation() | string)
+        ~ "::regclass and attname = 'loader_pid' and not attisdropped"
+    ) -%}
+    {%- if found.rows[0][0] == 0 -%}
+        {% call statement('ledger_loader_columns', auto_begin=true) %}
+            alter table {{ ledger_relation() }}
+            add column if not exists loader_pid integer,
+            add column if not exists loader_started_at timestamptz;
+            comment on column {{ ledger_relation() }}.loader_pid is
+            'A running load''s server session (with loader_started_at): when it is gone, so is the loader';
+        {% endcall %}
+    {%- endif -%}
 {% endmacro %}
 
 
