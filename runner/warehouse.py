@@ -25,6 +25,15 @@ class WarehouseError(Exception):
     """The warehouse failed while a month loaded (not the file's fault): the month fails, nothing is kept."""
 
 
+def connection_lost(error: Exception) -> WarehouseError:
+    """The server went away (a crash, a restart, the network): the user's message, in psycopg2's words."""
+    detail = " ".join(str(error).split())
+    return WarehouseError(
+        f"the connection to the warehouse was lost ({detail}); months that finished are kept:"
+        " run the same command again to load the rest"
+    )
+
+
 def target_schema() -> str:
     """The dbt profile's schema (profiles/profiles.yml reads the same variable)."""
     return os.environ.get("TAXI_SCHEMA", "nyc_taxi")
@@ -50,11 +59,14 @@ class Warehouse:
         import psycopg2
 
         if self._connection is None or self._connection.closed:
-            self._connection = psycopg2.connect(
-                "",
-                application_name="nyc-taxi-runner",
-                connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10)),
-            )
+            try:
+                self._connection = psycopg2.connect(
+                    "",
+                    application_name="nyc-taxi-runner",
+                    connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10)),
+                )
+            except psycopg2.OperationalError as error:
+                raise connection_lost(error) from error
         return self._connection
 
     @contextmanager
@@ -64,19 +76,30 @@ class Warehouse:
         Session-level, on the runner's connection: it survives the COPY's commit and is released
         by the server if the runner dies. The macros' transaction lock serialises everything else.
         """
+        import psycopg2
+
         connection = self.connect()
+        # macros/common/ledger.sql (ledger_loader_columns) finds this lock's holder by the same key
         key = (f"tripdata-runner:{taxi}", month.year * 100 + month.month)
-        with connection.cursor() as cursor:
-            cursor.execute("select pg_advisory_lock(hashtext(%s), %s)", key)
-        connection.commit()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("select pg_advisory_lock(hashtext(%s), %s)", key)
+            connection.commit()
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+            raise connection_lost(error) from error
         try:
             yield
         finally:
-            if not connection.closed:
-                connection.rollback()
-                with connection.cursor() as cursor:
-                    cursor.execute("select pg_advisory_unlock(hashtext(%s), %s)", key)
-                connection.commit()
+            try:
+                if not connection.closed:
+                    connection.rollback()
+                    with connection.cursor() as cursor:
+                        cursor.execute("select pg_advisory_unlock(hashtext(%s), %s)", key)
+                    connection.commit()
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                # the session is gone, and the server released its lock with it: do not hide
+                # the error that brought us here behind this one
+                connection.close()
 
     @contextmanager
     def models_lock(self) -> Iterator[None]:
@@ -141,11 +164,14 @@ class Warehouse:
                 rows = cursor.rowcount
             connection.commit()
         except BaseException:
-            connection.rollback()
+            if not connection.closed:  # a lost connection has nothing to roll back
+                connection.rollback()
             raise
         return rows
 
     def _query(self, query: str, params: tuple = ()) -> list[dict[str, Any]]:
+        import psycopg2
+
         connection = self.connect()
         try:
             with connection.cursor() as cursor:
@@ -155,8 +181,11 @@ class Warehouse:
                 cursor.execute(query.format(ledger=f'"{self.schema}".load_ledger'), params)
                 names = [column.name for column in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+            raise connection_lost(error) from error
         finally:
-            connection.rollback()  # read-only: end the transaction, hold no locks
+            if not connection.closed:
+                connection.rollback()  # read-only: end the transaction, hold no locks
 
     def load(self, load_id: str) -> dict[str, Any] | None:
         rows = self._query("select * from {ledger} where load_id = %s", (load_id,))
