@@ -29,8 +29,12 @@ def check_header(spec: TaxiSpec, month: Month, path: Path) -> None:
     try:
         with gzip.open(path, "rb") as stream:
             first_line = stream.readline(64 * 1024)
+            # a header and nothing else would "load" an empty month: refused, like any file not a month's
+            first_row = stream.readline(64 * 1024) if first_line else b""
     except GZIP_ERRORS as error:
         raise FileError(f"{describe(spec, month)}: not a readable gzip file ({error})") from error
+    if not first_line:
+        raise FileError(f"{describe(spec, month)}: the file is empty (no header, no rows)")
     found = first_line.decode("utf-8", "replace").lstrip("\ufeff").strip().lower().split(",")
     if found != list(spec.columns):
         missing = [c for c in spec.columns if c not in found]
@@ -45,6 +49,8 @@ def check_header(spec: TaxiSpec, month: Month, path: Path) -> None:
             if part
         )
         raise FileError(f"{describe(spec, month)}: unexpected header ({detail}): {first_line[:300]!r}")
+    if not first_row.strip():
+        raise FileError(f"{describe(spec, month)}: a header and no rows: nothing to load")
 
 
 class CsvStream:
