@@ -36,6 +36,7 @@ class Reporter(Protocol):
 
 # What a lost or refused warehouse connection says (psycopg2, dbt, the Google clients): worth a retry.
 TRANSIENT_MARKERS = (
+    "the connection to the warehouse was lost",  # runner/warehouse.py connection_lost
     "server closed the connection unexpectedly",
     "terminating connection",
     "could not connect to server",
@@ -242,8 +243,12 @@ class Pipeline:
                 unpublished=error.status in (404, 410),
             )
 
-        with self.warehouse.runner_lock(spec.name, month):
-            return self._land_and_merge(spec, month, fetched, load_id)
+        try:
+            with self.warehouse.runner_lock(spec.name, month):
+                return self._land_and_merge(spec, month, fetched, load_id)
+        except WarehouseError as error:  # the connection was lost outside a load step (lock, ledger reads)
+            self._record_failure(load_id, spec, month, str(error))
+            return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id)
 
     def _land_and_merge(
         self, spec: TaxiSpec, month: Month, fetched: FetchedFile, load_id: str

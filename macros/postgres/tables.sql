@@ -70,7 +70,10 @@
             started_at timestamptz not null,
             finished_at timestamptz,
             loaded_by text not null,
-            invocation_id text
+            invocation_id text,
+            -- a running load's server session: when it is gone, so is the loader (macros/postgres/ledger.sql)
+            loader_pid integer,
+            loader_started_at timestamptz
         );
         create index if not exists load_ledger_month on {{ ledger_relation() }} (taxi, file_month, finished_at);
         comment on table {{ ledger_relation() }} is 'Every attempt to load a taxi file month: what, from where, how many rows, and how it ended.';
