@@ -32,7 +32,7 @@ from runner.project import load_project, month_range  # noqa: E402
 
 
 def backfill(
-    env: dict[str, str], source: Path, start: str, end: str, jobs: int, cache: Path
+    env: dict[str, str], source: Path, start: str, end: str, jobs: int, cache: Path, taxi: str = "green"
 ) -> tuple[float, list]:
     started = time.monotonic()
     done = subprocess.run(
@@ -42,7 +42,7 @@ def backfill(
             "runner",
             "backfill",
             "--taxi",
-            "green",
+            taxi,
             "--start",
             start,
             "--end",
@@ -98,16 +98,34 @@ def main() -> None:
                 cursor.execute("checkpoint")
 
         # warm-up: the first build creates the tables and the models (not timed)
-        backfill(env, tiny, "2020-07", "2020-07", 1, folder / "cache")
+        backfill(env, tiny, "2020-07", "2020-07", 1, folder / "cache", taxi="yellow")
         for jobs in (1, 2):
             reset()
-            backfill(env, tiny, "2020-07", "2020-07", 1, folder / "cache")  # tables exist, as in a backfill
+            backfill(
+                env, tiny, "2020-07", "2020-07", 1, folder / "cache", taxi="yellow"
+            )  # tables exist, as in a backfill
             seconds, lines = backfill(env, data, str(months[0]), str(months[-1]), jobs, folder / "cache")
-            results[f"jobs{jobs}_seconds"] = seconds
-            results[f"jobs{jobs}_month_seconds"] = [line["seconds"] for line in lines if "month" in line]
-            print(f"--jobs {jobs}: {len(months)} months of {args.rows:,} rows in {seconds:.1f} s", flush=True)
-        results["throughput_ratio"] = results["jobs1_seconds"] / results["jobs2_seconds"]
-        print(f"throughput, 2 jobs over 1: {results['throughput_ratio']:.2f}x (target >= 1.5x)")
+            summary = lines[-1]
+            results[f"jobs{jobs}"] = {
+                "command_seconds": seconds,
+                "months_seconds": summary["months_seconds"],
+                "models_seconds": summary["models_seconds"],
+                "month_seconds": [line["seconds"] for line in lines if "month" in line],
+            }
+            print(
+                f"--jobs {jobs}: {len(months)} months of {args.rows:,} rows: command {seconds:.1f} s"
+                f" = months {summary['months_seconds']:.1f} s"
+                f" + one models build {summary['models_seconds']:.1f} s"
+                f" + start-up (process, dbt parse)",
+                flush=True,
+            )
+        one, two = results["jobs1"], results["jobs2"]
+        results["throughput_ratio_months"] = one["months_seconds"] / two["months_seconds"]
+        results["throughput_ratio_command"] = one["command_seconds"] / two["command_seconds"]
+        print(
+            f"throughput, 2 jobs over 1: months {results['throughput_ratio_months']:.2f}x, whole command "
+            f"{results['throughput_ratio_command']:.2f}x (target >= 1.5x)"
+        )
 
         # the runner's own cost per month: a 266-row month (its COPY and SQL take milliseconds)
         # reloaded in one process, dbt parsed once before, as in a backfill

@@ -223,7 +223,15 @@ def _run(
     counts: dict[str, int] = {}
     for outcome in result.outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-    output.emit({"summary": counts, "downstream_error": result.downstream_error, "resume": resume})
+    output.emit(
+        {
+            "summary": counts,
+            "months_seconds": round(result.months_seconds, 2),
+            "models_seconds": round(result.models_seconds, 2),
+            "downstream_error": result.downstream_error,
+            "resume": resume,
+        }
+    )
     if not output.as_json and not output.quiet:
         print_summary(result)
     elif result.downstream_error:

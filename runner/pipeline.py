@@ -129,6 +129,8 @@ class MonthOutcome:
 class RunResult:
     outcomes: list[MonthOutcome] = field(default_factory=list)
     downstream_error: str | None = None
+    months_seconds: float = 0.0  # wall time of the months' loads (in parallel with --jobs)
+    models_seconds: float = 0.0  # wall time of the one build of the models downstream
 
     @property
     def failed(self) -> bool:
@@ -166,6 +168,7 @@ class Pipeline:
             if on_done is not None:
                 on_done(outcome)
 
+        started = time.monotonic()
         to_load = []
         for decided in plan if plan is not None else self.plan(months):
             if decided.action == "skip":
@@ -192,9 +195,11 @@ class Pipeline:
             for spec, month in to_load:
                 done(self.load_month(spec, month))
         result.outcomes.sort(key=lambda o: (o.taxi, o.month))
+        result.months_seconds = time.monotonic() - started
 
         changed = sorted({str(o.month) for o in result.outcomes if o.status in ("loaded", "replaced")})
         if changed:
+            started = time.monotonic()
             try:
                 # one build of the models at a time per warehouse (dbt's temporary relations collide);
                 # the analytics models rebuild exactly the file months this run changed
@@ -202,6 +207,7 @@ class Pipeline:
                     self.dbt.build(variables={"refresh_months": changed})
             except DbtError as error:
                 result.downstream_error = str(error)
+            result.models_seconds = time.monotonic() - started
         return result
 
     def load_month(self, spec: TaxiSpec, month: Month) -> MonthOutcome:
