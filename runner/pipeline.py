@@ -171,6 +171,8 @@ class Pipeline:
         started = time.monotonic()
         to_load = []
         for decided in plan if plan is not None else self.plan(months):
+            if decided.action == "skip" and decided.last_state == "running":
+                self._end_abandoned_loads(decided.spec, decided.month)  # a killed reload left its row
             if decided.action == "skip":
                 done(
                     MonthOutcome(
@@ -315,6 +317,13 @@ class Pipeline:
             )
             return MonthOutcome(spec.name, month, "failed", message=message, load_id=load_id)
         return MonthOutcome(spec.name, month, load["action"], rows=load["rows_loaded"], load_id=load_id)
+
+    def _end_abandoned_loads(self, spec: TaxiSpec, month: Month) -> None:
+        """Best effort: a running row whose loader is gone is marked failed (macros/common/ledger.sql)."""
+        try:
+            self.dbt.run_operation("tripdata_end_abandoned_loads", {"taxi": spec.name, "month": str(month)})
+        except DbtError as failure:
+            self.reporter.warn(f"could not tidy the ledger of {spec.name} {month}: {failure}")
 
     def _record_failure(self, load_id: str, spec: TaxiSpec, month: Month, error: str) -> None:
         """Best effort: the failure is reported to the user either way."""

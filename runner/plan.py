@@ -31,6 +31,7 @@ class MonthPlan:
     reason: str
     rows_loaded: int | None = None
     load_id: str | None = None
+    last_state: str | None = None  # of the month's latest attempt: running, succeeded, failed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +141,7 @@ def plan_months(
                 reason,
                 rows_loaded=success["rows_loaded"] if success else None,
                 load_id=success["load_id"] if success else None,
+                last_state=state["state"] if state else None,
             )
         )
     return decided

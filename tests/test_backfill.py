@@ -148,3 +148,24 @@ def test_lost_connections_are_transient_and_bad_files_are_not():
     assert is_transient('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
     assert not is_transient("green_tripdata_2020-10.csv.gz (green 2020-10): truncated or corrupt gzip")
     assert not is_transient("not published at http://x/green/green_tripdata_2020-10.csv.gz (HTTP 404)")
+
+
+def test_a_skipped_month_still_ends_a_load_whose_loader_died(
+    make_pipeline, dbt, db, pg_server, project, tmp_path
+):
+    """A reload killed mid-way leaves a `running` row; the next run skips the month but ends that row."""
+    green, october = project.taxi("green"), project.month("2020-10")
+    pipeline = make_pipeline()
+    assert pipeline.load_month(green, october).status == "loaded"
+    loader = pg_server.connect()  # plays a runner: holds the month's runner lock, opens a load, dies
+    loader.autocommit = True
+    with loader.cursor() as cursor:
+        cursor.execute("select pg_advisory_lock(hashtext('tripdata-runner:green'), 202010)")
+    dbt.run_operation("tripdata_begin_load", {"taxi": "green", "month": "2020-10", "load_id": "killed-1"})
+    loader.close()
+
+    result = pipeline.run([(green, october)])
+
+    assert [o.status for o in result.outcomes] == ["skipped"]
+    states = {r["load_id"]: (r["state"], r["error"]) for r in ledger(db)}
+    assert states["killed-1"] == ("failed", "interrupted: the loader stopped before finishing")

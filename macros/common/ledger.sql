@@ -29,6 +29,21 @@
 {% endmacro %}
 
 
+{% macro tripdata_end_abandoned_loads(taxi, month) %}
+    {#-
+        run-operation: end the month's running loads whose loader is gone, without loading it
+        (a run that skips a month loaded from the same file still tidies the ledger).
+    -#}
+    {%- do validate_taxi(taxi) -%}
+    {%- set args = tripdata_month(month) -%}
+    {%- if relation_exists(ledger_relation()) -%}
+        {%- do tripdata_begin() -%}
+        {%- do ledger_end_abandoned_loads(taxi, args, '') -%}
+        {%- do tripdata_commit() -%}
+    {%- endif -%}
+{% endmacro %}
+
+
 {% macro tripdata_fail_load(load_id, error, taxi=none, month=none, filename=none, source_url=none) %}
     {#-
         run-operation: a loader's own failure (download, header, COPY) goes on record too.
