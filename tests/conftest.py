@@ -201,17 +201,22 @@ class FileServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_HEAD(self) -> None:
-                path = self.path.lstrip("/")
-                server.heads.append(path)
+            def _head(self, path: str) -> bytes | None:
+                """The status line and headers of a file (or a 404); returns its body."""
                 body = server.files.get(path)
                 if body is None:
                     self.send_error(404)
-                    return
+                    return None
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()[:16]}"')
                 self.end_headers()
+                return body
+
+            def do_HEAD(self) -> None:
+                path = self.path.lstrip("/")
+                server.heads.append(path)
+                self._head(path)
 
             def do_GET(self) -> None:
                 path = self.path.lstrip("/")
@@ -219,14 +224,9 @@ class FileServer:
                 if server.failures.get(path):
                     self.send_error(server.failures[path].pop(0))
                     return
-                body = server.files.get(path)
+                body = self._head(path)
                 if body is None:
-                    self.send_error(404)
                     return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()[:16]}"')
-                self.end_headers()
                 if path in server.slow:
                     for start in range(0, len(body), 1024):
                         self.wfile.write(body[start : start + 1024])
