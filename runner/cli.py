@@ -38,9 +38,13 @@ gcp_app = typer.Typer(
     "GCP_LOCATION, GOOGLE_APPLICATION_CREDENTIALS).",
     no_args_is_help=True,
 )
+kestra_app = typer.Typer(
+    help="Kestra flow files: offline checks against the task catalogue.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(cache_app, name="cache")
 app.add_typer(gcp_app, name="gcp")
+app.add_typer(kestra_app, name="kestra")
 
 
 class Target(str, Enum):
@@ -543,6 +547,29 @@ def schedule(
     )
     if summary.failed:
         raise typer.Exit(EXIT_MONTH_FAILED)
+
+
+@kestra_app.command("validate")
+def kestra_validate(
+    paths: Annotated[list[Path], typer.Argument(help="Flow files or folders of *.yml/*.yaml.")],
+) -> None:
+    """Check Kestra flow YAML offline: types, properties, ids, expressions, Kestra 2.0 removals."""
+    from runner.kestra.validate import validate_paths
+
+    try:
+        results = validate_paths(paths)
+    except FileNotFoundError as missing:
+        fail(f"no such file or folder: {missing}")
+    if not results:
+        fail("no *.yml/*.yaml flow files found")
+    count = 0
+    for problems in results.values():
+        for problem in problems:
+            typer.echo(str(problem))
+            count += 1
+    typer.echo(f"{count} problem(s) in {len(results)} flow file(s)")
+    if count:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Kestra helpers: offline validation of flow YAML against a task catalogue."""
