@@ -572,6 +572,22 @@ def kestra_validate(
         raise typer.Exit(1)
 
 
+@kestra_app.command("emit")
+def kestra_emit(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the flow files into.")] = Path(
+        "kestra/flows"
+    ),
+    namespace: Annotated[
+        str, typer.Option("--namespace", help="Kestra namespace of the flows.")
+    ] = "nyc_taxi",
+) -> None:
+    """Write the project's Kestra flows (one YAML file each) built from the dbt project and schedules.yml."""
+    from runner.kestra.flows import emit
+
+    for path in emit(out, namespace):
+        typer.echo(str(path))
+
+
 def main() -> None:
     """Console entry point: exit 0 ok, 1 a month failed, 2 bad usage or a crash, 130 interrupted."""
     try:
