@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from runner.project import Month, TaxiSpec
-from runner.source import CHUNK_SIZE, _cached_meta, _join_url, _parse_source, _strip_userinfo, redact
+from runner.source import (
+    CHUNK_SIZE,
+    _cached_meta,
+    _join_url,
+    _parse_source,
+    _strip_userinfo,
+    http_request,
+    redact,
+)
 
 HEAD_TIMEOUT = 15.0
 
@@ -71,12 +79,7 @@ def probe(spec: TaxiSpec, month: Month, source: str | None, cache_dir: Path) -> 
         return Probe(size=path.stat().st_size, sha256=sha256_of(path))
 
     url, credentials = _strip_userinfo(_join_url(base, spec.name, filename))
-    request = urllib.request.Request(url, method="HEAD")
-    if credentials:
-        import base64
-
-        token = base64.b64encode(":".join(credentials).encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+    request = http_request(url, credentials, method="HEAD")
     try:
         with urllib.request.urlopen(request, timeout=HEAD_TIMEOUT) as response:
             length = response.headers.get("Content-Length")

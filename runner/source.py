@@ -250,6 +250,18 @@ def _fetch_local(path: Path, label: str, progress: Progress | None) -> FetchedFi
     )
 
 
+def http_request(
+    url: str, credentials: tuple[str, str] | None, method: str = "GET"
+) -> urllib.request.Request:
+    """A request to the source, with its user-agent and, when the URL carried them, credentials."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT}, method=method)
+    if credentials is not None:
+        token = base64.b64encode(":".join(credentials).encode()).decode("ascii")
+        # Unredirected: a redirect to another host (a CDN, a signed S3 URL) must not receive the password.
+        request.add_unredirected_header("Authorization", f"Basic {token}")
+    return request
+
+
 def _download_once(
     url: str,
     credentials: tuple[str, str] | None,
@@ -259,11 +271,7 @@ def _download_once(
     progress: Progress | None,
     timeout: float,
 ) -> FetchedFile:
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    if credentials is not None:
-        token = base64.b64encode(":".join(credentials).encode()).decode("ascii")
-        # Unredirected: a redirect to another host (a CDN, a signed S3 URL) must not receive the password.
-        request.add_unredirected_header("Authorization", f"Basic {token}")
+    request = http_request(url, credentials)
     if cached is not None:
         if cached.get("etag"):
             request.add_header("If-None-Match", cached["etag"])
