@@ -188,8 +188,7 @@ def _run(
     output = output or Output()
     project = _project()
     settings = Settings(source=source, cache_dir=cache_dir or default_cache_dir(), force=force, jobs=jobs)
-    _warehouse(project, target).close()  # checks the settings and starts the embedded server if needed
-    pipeline = make_pipeline(project.root, settings, target.value)
+    pipeline = make_pipeline(project.root, settings, target.value, warehouse=_warehouse(project, target))
     try:
         plan = pipeline.plan(months)
         for decided in plan:
@@ -462,8 +461,7 @@ def schedule(
     import signal
     from datetime import datetime, timedelta, timezone
 
-    from runner.dbt import Dbt
-    from runner.pipeline import Pipeline, Settings
+    from runner.pipeline import Settings, make_pipeline
     from runner.schedule import (
         CONFIG_NAME,
         LockHeld,
@@ -504,11 +502,8 @@ def schedule(
     store = PostgresStore.connect(
         target_schema(), PostgresWarehouse.for_project(project.landing_schema_suffix).connect()
     )
-    pipeline = Pipeline(
-        project=project,
-        settings=Settings(source=source, cache_dir=cache_dir or default_cache_dir()),
-        warehouse=PostgresWarehouse.for_project(project.landing_schema_suffix),
-        dbt=Dbt(project_dir=project.root, profiles_dir=project.root / "profiles", target=target.value),
+    pipeline = make_pipeline(
+        project.root, Settings(source=source, cache_dir=cache_dir or default_cache_dir()), target.value
     )
     scheduler = Scheduler(config=schedules, pipeline=pipeline, store=store, now=clock, log=log)
     stop_requested = False

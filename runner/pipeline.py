@@ -54,16 +54,18 @@ def is_transient(message: str) -> bool:
     return any(marker in message for marker in TRANSIENT_MARKERS)
 
 
-def make_pipeline(project_root: Path, settings: Settings, target: str = "pg") -> Pipeline:
+def make_pipeline(
+    project_root: Path, settings: Settings, target: str = "pg", warehouse: Warehouse | None = None
+) -> Pipeline:
     """A Pipeline for a target, as the CLI builds one (and each worker of a parallel backfill)."""
     from runner.project import load_project
 
     project = load_project(project_root)
-    if target == "bq":
+    if warehouse is None and target == "bq":
         from runner.bigquery import BigQueryWarehouse
 
-        warehouse: Warehouse = BigQueryWarehouse.for_project(project.landing_schema_suffix)
-    else:
+        warehouse = BigQueryWarehouse.for_project(project.landing_schema_suffix)
+    elif warehouse is None:
         from runner.warehouse import Warehouse as PostgresWarehouse
 
         warehouse = PostgresWarehouse.for_project(project.landing_schema_suffix)
