@@ -55,11 +55,17 @@
 {% endmacro %}
 
 
+{% macro in_file_months(column, months) -%}
+    {#- `column in (..)` for months as 'YYYY-MM-01' strings (refresh_months validated them). -#}
+    {{ column }} in ({% for m in months %}cast('{{ m }}' as date){{ ', ' if not loop.last }}{% endfor %})
+{%- endmacro %}
+
+
 {% macro in_refresh_months(column='file_month') %}
     {#- The filter of an incremental build: the file months it replaces. -#}
     {%- set months = refresh_months() -%}
     {%- if months -%}
-        {{ column }} in ({% for m in months %}cast('{{ m }}' as date){{ ', ' if not loop.last }}{% endfor %})
+        {{ in_file_months(column, months) }}
     {%- else -%}
         {{ column }} in (
             select loads.file_month

@@ -36,6 +36,7 @@ PROJECT_FILES = [
 PG_URL = "jdbc:postgresql://{{ kv('TAXI_PG_HOST') }}:{{ kv('TAXI_PG_PORT') }}/{{ kv('TAXI_PG_DB') }}"
 PG_USER = "{{ kv('TAXI_PG_USER') }}"
 PG_PASSWORD = "{{ secret('TAXI_PG_PASSWORD') }}"
+PG_CONNECTION = {"url": PG_URL, "username": PG_USER, "password": PG_PASSWORD}  # the JDBC tasks' properties
 TAXI_SCHEMA = "{{ kv('TAXI_SCHEMA') }}"
 
 YEAR = "{{ render(vars.year) }}"
@@ -114,9 +115,7 @@ def _copy_in(spec: TaxiSpec, project: Project) -> dict[str, Any]:
     return {
         "id": f"copy_in_{spec.name}",
         "type": f"{TASK}.jdbc.postgresql.CopyIn",
-        "url": PG_URL,
-        "username": PG_USER,
-        "password": PG_PASSWORD,
+        **PG_CONNECTION,
         "from": "{{ outputs.extract.outputFiles[render(vars.file)] }}",
         "table": landing_table_template(spec, project),
         "columns": list(spec.columns),
@@ -129,9 +128,7 @@ def _truncate(spec: TaxiSpec, project: Project) -> dict[str, Any]:
     return {
         "id": f"truncate_{spec.name}",
         "type": f"{TASK}.jdbc.postgresql.Queries",
-        "url": PG_URL,
-        "username": PG_USER,
-        "password": PG_PASSWORD,
+        **PG_CONNECTION,
         "sql": f"TRUNCATE {landing_table_template(spec, project)}",
     }
 

@@ -46,5 +46,5 @@ select * from compared
 where
     main_table_rows != fact_trips
     {%- if months %}
-        and file_month in ({% for m in months %}cast('{{ m }}' as date){{ ', ' if not loop.last }}{% endfor %})
+        and {{ in_file_months('file_month', months) }}
     {%- endif %}
