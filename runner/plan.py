@@ -10,7 +10,6 @@ skip     loaded from an identical file (checksum of a local or cached copy)
 
 from __future__ import annotations
 
-import hashlib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from typing import Any
 
 from runner.project import Month, TaxiSpec
 from runner.source import (
-    CHUNK_SIZE,
+    SourceError,
     _cached_meta,
+    _fetch_local,
     _join_url,
     _parse_source,
     _strip_userinfo,
@@ -61,14 +61,6 @@ class Probe:
     error: str | None = None
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def probe(spec: TaxiSpec, month: Month, source: str | None, cache_dir: Path) -> Probe:
     kind, base = _parse_source(source)
     filename = spec.filename(month)
@@ -76,7 +68,11 @@ def probe(spec: TaxiSpec, month: Month, source: str | None, cache_dir: Path) -> 
         path = Path(base) / spec.name / filename
         if not path.is_file():
             return Probe(missing=True)
-        return Probe(size=path.stat().st_size, sha256=sha256_of(path))
+        try:
+            local = _fetch_local(path, f"{filename} ({spec.name} {month})", None)
+        except SourceError as error:
+            return Probe(error=str(error))
+        return Probe(size=local.size, sha256=local.sha256)
 
     url, credentials = _strip_userinfo(_join_url(base, spec.name, filename))
     request = http_request(url, credentials, method="HEAD")
