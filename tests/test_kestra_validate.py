@@ -269,3 +269,54 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     missing = run_cli(str(tmp_path / "nope.yml"))
     assert missing.returncode == 2
     assert "no such file or folder" in missing.stderr
+
+
+def test_filters_on_a_root_are_not_calls(tmp_path: Path) -> None:
+    # `trigger.date | dateAdd(..)` was once read as a call of trigger(); filter arguments are still checked
+    tick = "{{ trigger.date | dateAdd(-1, 'MONTHS') | date('yyyy-MM', timeZone='UTC') }}"
+    assert messages(tmp_path, replace("{{ vars.file }}", tick)) == []
+    bad = "{{ trigger.date | dateAdd(months_back, 'MONTHS') }}"
+    assert messages(tmp_path, replace("{{ vars.file }}", bad)) == [
+        "tasks[0].message: unknown variable 'months_back' in expression"
+    ]
+
+
+LOOP = """\
+id: backfill
+namespace: nyc_taxi
+tasks:
+  - id: loop
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "{{ outputs.month.value == '2019-03' }}"
+    checkFrequency: {interval: PT1S}
+    tasks:
+      - id: month
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ '2019-01-15T12:00:00Z' | dateAdd(outputs.loop.iterationCount - 1, 'MONTHS') }}"
+      - id: load
+        type: io.kestra.plugin.core.flow.Subflow
+        namespace: nyc_taxi
+        flowId: postgres_taxi
+        inputs: {month: "{{ outputs.month.value }}"}
+"""
+
+
+def test_loop_condition_may_name_the_loops_children(tmp_path: Path) -> None:
+    # LoopUntil renders its condition after each iteration, so it may name tasks written below it
+    assert messages(tmp_path, LOOP) == []
+    early = LOOP.replace("format: \"{{ '2019", "format: \"{{ outputs.load.executionId }}{{ '2019")
+    assert messages(tmp_path, early) == [
+        "tasks[0].tasks[0].format: outputs.load refers to a task not defined earlier in the flow"
+    ]
+
+
+@pytest.mark.parametrize("flow_id", ["backfill", "'{{ flow.id }}'"])
+@pytest.mark.parametrize("namespace", ["nyc_taxi", "'{{ flow.namespace }}'"])
+def test_subflow_calling_its_own_flow(tmp_path: Path, flow_id: str, namespace: str) -> None:
+    flow = LOOP.replace(
+        "namespace: nyc_taxi\n        flowId: postgres_taxi",
+        f"namespace: {namespace}\n        flowId: {flow_id}",
+    )
+    assert messages(tmp_path, flow) == [
+        "tasks[0].tasks[1].flowId: a flow cannot call itself: Kestra refuses to save a recursive Subflow"
+    ]

@@ -30,6 +30,9 @@ ALLOWED_FUNCTIONS = {
 }  # fmt: skip
 KEYWORDS = {"and", "or", "not", "is", "in", "true", "false", "null", "none", "if", "else"}
 TASK_LIST_KEYS_FLOW = ("tasks", "errors", "finally", "afterExecution")
+# Properties rendered after the task's children ran, so they may name the children's outputs.
+AFTER_CHILDREN = {("io.kestra.plugin.core.flow.LoopUntil", "condition")}
+SUBFLOW = "io.kestra.plugin.core.flow.Subflow"
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class _FlowChecker:
         self.all_ids: set[str] = set()
         self.seen_ids: set[str] = set()
         self.local_names: set[str] = set()
+        self.flow_ref: tuple[Any, Any] = (None, None)
 
     def add(self, location: str, message: str) -> None:
         self.problems.append(Problem(self.file, location or "<flow>", message))
@@ -153,6 +157,7 @@ class _FlowChecker:
                 self.add(f"inputs[{i}]", "an input needs an id")
         if isinstance(flow.get("variables"), dict):
             self.variables = {str(k) for k in flow["variables"]}
+        self.flow_ref = (flow.get("namespace"), flow.get("id"))
         self._collect_ids(flow)
         for key, value in flow.items():
             if key in TASK_LIST_KEYS_FLOW:
@@ -211,7 +216,14 @@ class _FlowChecker:
         for key in required:
             if key not in task:
                 self.add(f"{loc}.{key}", f"missing required property '{key}'")
-        for key, value in task.items():
+        canonical = self.cat.aliases.get(task["type"], task["type"])
+        called = (
+            self.flow_ref[0] if _is_self_ref(task.get("namespace"), "namespace") else task.get("namespace"),
+            self.flow_ref[1] if _is_self_ref(task.get("flowId"), "id") else task.get("flowId"),
+        )
+        if canonical == SUBFLOW and called == self.flow_ref:
+            self.add(f"{loc}.flowId", "a flow cannot call itself: Kestra refuses to save a recursive Subflow")
+        for key, value in sorted(task.items(), key=lambda kv: (canonical, kv[0]) in AFTER_CHILDREN):
             at = f"{loc}.{key}"
             if key not in known:
                 self.add(at, f"unknown property '{key}' for {task['type']}")
@@ -319,7 +331,9 @@ class _FlowChecker:
                 self.add(loc, f"outputs.{name} refers to an unknown task")
 
     def _roots(self, expr: str, loc: str, local: set[str]) -> None:
-        for tok in _TOKEN.finditer(_ATTR_OR_FILTER.sub(" ", expr)):
+        # '@' stands for each attribute or filter, so `trigger.date | dateAdd(-1, 'MONTHS')` reads as
+        # `trigger @ @(-1, '')`: a root and a filter's arguments, not a call of trigger().
+        for tok in _TOKEN.finditer(_ATTR_OR_FILTER.sub(" @", expr)):
             name, post = tok.group("name"), tok.group("post").strip()
             if name in KEYWORDS or name in local or post == "=":
                 continue  # keyword, loop variable or named argument
@@ -328,6 +342,11 @@ class _FlowChecker:
                     self.add(loc, f"unknown function {name}()")
             elif name not in ALLOWED_ROOTS:
                 self.add(loc, f"unknown variable '{name}' in expression")
+
+
+def _is_self_ref(value: Any, key: str) -> bool:
+    """`{{ flow.namespace }}` / `{{ flow.id }}`: the calling flow's own."""
+    return isinstance(value, str) and re.fullmatch(r"\{\{\s*flow\." + key + r"\s*\}\}", value) is not None
 
 
 def _balanced(text: str) -> bool:
