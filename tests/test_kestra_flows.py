@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from runner.kestra import flows
 from runner.kestra.flows import emit
-from runner.kestra.validate import validate_paths
+from runner.kestra.validate import load_catalogue, validate_paths
 from runner.project import Month, load_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +49,11 @@ def test_emit_matches_committed(tmp_path):
 
 def test_committed_flows_validate_clean():
     results = validate_paths([FLOWS])
-    assert len(results) == 4
+    assert {p.stem for p in results} == {
+        "postgres_kv", "project_files", "postgres_taxi", "postgres_taxi_scheduled", "postgres_taxi_backfill",
+        "dbt_postgres", "gcp_kv", "gcp_setup", "gcp_taxi", "gcp_taxi_scheduled", "gcp_taxi_backfill",
+        "dbt_bigquery",
+    }  # fmt: skip
     assert {str(p): [str(x) for x in probs] for p, probs in results.items() if probs} == {}
 
 
@@ -55,8 +61,15 @@ def test_committed_flows_validate_clean():
 def test_no_credential_literals(path):
     flow = yaml.safe_load(path.read_text())
     for key, value in _walk(flow):
-        if key in ("password", "sslKeyPassword", "token", "keyfile_json"):
-            assert isinstance(value, str) and value.startswith("{{"), (key, value)
+        if key in (
+            "password",
+            "sslKeyPassword",
+            "token",
+            "keyfile_json",
+            "serviceAccount",
+            "service-account.json",
+        ):
+            assert isinstance(value, str) and value.startswith("{{ secret("), (key, value)
     for task in _tasks(flow):
         for line in task.get("profiles", "").splitlines():
             key, _, value = line.strip().partition(":")
@@ -108,3 +121,74 @@ def test_schedule_triggers_follow_schedules_yml():
     ]
     want = [(t["cron"], config["timezone"], t["taxi"], t["month"]) for t in config["triggers"]]
     assert got == want
+
+
+def test_no_removed_loop_types():
+    # Kestra 2.0 drops ForEach and friends; the backfills loop with LoopUntil + Subflow, in 1.x and 2.0
+    removed = set(load_catalogue().removed)
+    for path in COMMITTED:
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            assert task["type"] not in removed, (path.name, task["id"])
+
+
+def test_dbt_pins_are_the_tested_versions():
+    """The versions the dbt tasks pip-install are the ones installed here, which the tests run."""
+    from importlib.metadata import version
+
+    for pip in (flows.DBT_POSTGRES_PIP, flows.DBT_BIGQUERY_PIP):
+        for package, pinned in re.findall(r"([a-z-]+)==([0-9.]+)", pip):
+            assert version(package) == pinned, (package, pinned)
+    assert flows.PYTHON_IMAGE.startswith("python:3.") and flows.PYTHON_IMAGE.count(".") == 2
+
+
+def test_dbt_tasks_read_what_dbt_reads():
+    """The namespace files the dbt tasks include, and project_files uploads, are the project's dbt files."""
+    project = load_project()
+    files = flows.project_files_of(project)
+    assert files[0] == "dbt_project.yml"
+    assert {"models/**", "macros/**", "seeds/**", "tests/dbt/**"} <= set(files)
+    assert all((project.root / f.removesuffix("/**")).exists() for f in files)
+    for path in COMMITTED:
+        for task in _tasks(yaml.safe_load(path.read_text())):
+            if task["type"].endswith("DbtCLI"):
+                assert task["namespaceFiles"]["include"] == files, (path.name, task["id"])
+    uploaded = [
+        t for t in _tasks(yaml.safe_load((FLOWS / "project_files.yml").read_text())) if t["id"] == "upload"
+    ]
+    assert uploaded[0]["files"] == [f"glob:{f}" for f in files]
+
+
+@pytest.mark.parametrize("name", ["postgres_kv.yml", "gcp_kv.yml"])
+def test_settings_flows_check_what_reaches_sql(name):
+    """Schema, database and bucket names end up in SQL and paths: the inputs that set them are checked."""
+    flow = yaml.safe_load((FLOWS / name).read_text())
+    for spec in flow["inputs"]:
+        pattern = re.compile(spec["validator"])
+        assert not pattern.match("x; drop table y") and not pattern.match("a b")
+        if "defaults" in spec:
+            assert pattern.match(spec["defaults"]), spec
+
+
+def test_settings_flows_set_every_key_the_flows_read():
+    read = {
+        key
+        for path in COMMITTED
+        for _, value in _walk(yaml.safe_load(path.read_text()))
+        if isinstance(value, str)
+        for key in re.findall(r"kv\('([A-Z_]+)'\)", value)
+    }
+    set_by = {
+        name: {
+            t["key"]
+            for t in _tasks(yaml.safe_load((FLOWS / name).read_text()))
+            if t["type"].endswith("kv.Set")
+        }
+        for name in ("postgres_kv.yml", "gcp_kv.yml")
+    }
+    assert set_by["postgres_kv.yml"] | set_by["gcp_kv.yml"] == read
+    assert set_by["gcp_kv.yml"] == {
+        "GCP_PROJECT",
+        "GCP_LOCATION",
+        "GCS_BUCKET",
+        "BQ_DATASET",
+    }  # the runner's names

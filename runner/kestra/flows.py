@@ -4,7 +4,8 @@ Pure functions return each flow as a dict; `emit` writes them as YAML, determini
 timestamps), so the committed files can be compared with a fresh emit. Taxis, CSV columns and
 landing table names come from the dbt project (runner/project.py); crons, time zone and month
 semantics from schedules.yml (runner/schedule.py). No credentials: connection settings come from
-`kv()`, passwords and keys from `secret()`.
+`kv()` (set by the `postgres_kv` and `gcp_kv` flows), passwords and keys from `secret()`.
+Everything here is in both Kestra 1.x and 2.0: loops are `LoopUntil` + `Subflow`, never `ForEach`.
 """
 
 from __future__ import annotations
@@ -18,26 +19,21 @@ NAMESPACE = "nyc_taxi"
 PROFILE = "nyc_taxi"  # dbt_project.yml `profile:`
 SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"  # runner/source.py
 
-# Pinned images: dbt-core 1.11 (dbt_project.yml require-dbt-version) installed at fixed versions.
+# Pinned images: dbt-core 1.11 (dbt_project.yml require-dbt-version) installed at fixed versions, the ones
+# the tests run (tests/test_kestra_flows.py checks them against the installed packages).
 PYTHON_IMAGE = "python:3.12.7-slim"
 DBT_POSTGRES_PIP = "pip install --no-cache-dir dbt-core==1.11.16 dbt-postgres==1.11.0"
 DBT_BIGQUERY_PIP = "pip install --no-cache-dir dbt-core==1.11.16 dbt-bigquery==1.12.1"
 
-# The dbt project reaches the task containers as namespace files (README "Kestra").
-PROJECT_FILES = [
-    "dbt_project.yml",
-    "models/**",
-    "macros/**",
-    "seeds/**",
-    "tests/dbt/**",
-    "analyses/**",
-]
 
 PG_URL = "jdbc:postgresql://{{ kv('TAXI_PG_HOST') }}:{{ kv('TAXI_PG_PORT') }}/{{ kv('TAXI_PG_DB') }}"
 PG_USER = "{{ kv('TAXI_PG_USER') }}"
 PG_PASSWORD = "{{ secret('TAXI_PG_PASSWORD') }}"
 PG_CONNECTION = {"url": PG_URL, "username": PG_USER, "password": PG_PASSWORD}  # the JDBC tasks' properties
 TAXI_SCHEMA = "{{ kv('TAXI_SCHEMA') }}"
+GCP_AUTH = {"projectId": "{{ kv('GCP_PROJECT') }}", "serviceAccount": "{{ secret('GCP_SERVICE_ACCOUNT') }}"}
+COMPOSE_PROJECT_DIR = "/app/nyc-taxi"  # docker-compose.yml mounts this project there, read-only
+COMPOSE_NETWORK = "nyc_taxi"  # docker-compose.yml names its network so task containers can join it
 
 YEAR = "{{ render(vars.year) }}"
 MONTH = "{{ render(vars.mm) }}"
@@ -80,14 +76,29 @@ def _profiles_bigquery() -> str:
     )
 
 
-def _dbt_task(task_id: str, command: str, *, bigquery: bool = False, **extra: Any) -> dict[str, Any]:
+def project_files_of(project: Project) -> list[str]:
+    """What dbt reads, as namespace-file globs: dbt_project.yml and its *-paths folders that exist."""
+    import yaml
+
+    config = yaml.safe_load((project.root / "dbt_project.yml").read_text(encoding="utf-8"))
+    keys = ("model-paths", "macro-paths", "seed-paths", "test-paths", "analysis-paths", "snapshot-paths")
+    folders = [f for key in keys for f in config.get(key, []) if (project.root / f).is_dir()]
+    return ["dbt_project.yml", *(f"{folder}/**" for folder in folders)]
+
+
+def _dbt_task(
+    task_id: str, command: str, project: Project, *, bigquery: bool = False, **extra: Any
+) -> dict[str, Any]:
+    runner: dict[str, Any] = {"type": f"{TASK}.scripts.runner.docker.Docker"}
+    if not bigquery:  # the container joins the taxi Postgres's network (KV, set by postgres_kv)
+        runner["networkMode"] = "{{ kv('TAXI_PG_DOCKER_NETWORK') }}"
     task: dict[str, Any] = {
         "id": task_id,
         "type": f"{TASK}.dbt.cli.DbtCLI",
         "containerImage": PYTHON_IMAGE,
-        "taskRunner": {"type": f"{TASK}.scripts.runner.docker.Docker"},
+        "taskRunner": runner,
         "beforeCommands": [DBT_BIGQUERY_PIP if bigquery else DBT_POSTGRES_PIP],
-        "namespaceFiles": {"enabled": True, "include": list(PROJECT_FILES)},
+        "namespaceFiles": {"enabled": True, "include": project_files_of(project)},
         "projectDir": ".",
         "profiles": _profiles_bigquery() if bigquery else _profiles_postgres(),
         "commands": [command],
@@ -99,8 +110,10 @@ def _dbt_task(task_id: str, command: str, *, bigquery: bool = False, **extra: An
     return task
 
 
-def _dbt_vars() -> str:
-    return '{taxi: {{ inputs.taxi }}, month: "{{ render(vars.month) }}", load_id: "{{ execution.id }}"}'
+def _dbt_vars(load_id: bool) -> str:
+    """The month's --vars; load_id when the flow landed the rows itself (Postgres CopyIn)."""
+    extra = ', load_id: "{{ execution.id }}"' if load_id else ""
+    return "{taxi: {{ inputs.taxi }}, month: " + '"{{ render(vars.month) }}"' + extra + "}"
 
 
 def landing_table_template(spec: TaxiSpec, project: Project) -> str:
@@ -133,10 +146,14 @@ def _truncate(spec: TaxiSpec, project: Project) -> dict[str, Any]:
     }
 
 
+def _taxi_input(project: Project) -> dict[str, Any]:
+    return {"id": "taxi", "type": "SELECT", "displayName": "Taxi type", "values": sorted(project.taxis)}
+
+
 def _inputs(project: Project) -> list[dict[str, Any]]:
     years = sorted({m.year for m in project.months})
     return [
-        {"id": "taxi", "type": "SELECT", "displayName": "Taxi type", "values": sorted(project.taxis)},
+        _taxi_input(project),
         {
             "id": "year",
             "type": "SELECT",
@@ -153,6 +170,46 @@ def _inputs(project: Project) -> list[dict[str, Any]]:
     ]
 
 
+def _month_variables(file_suffix: str) -> dict[str, str]:
+    """year and mm from the inputs (the scheduled flows take them from the tick instead)."""
+    file = "{{ inputs.taxi }}_tripdata_" + f"{YEAR}-{MONTH}"
+    return {
+        "year": "{{ inputs.year }}",
+        "mm": "{{ inputs.month }}",
+        "month": f"{YEAR}-{MONTH}",
+        "file": file + file_suffix,
+        "url": SOURCE_URL + "/{{ inputs.taxi }}/" + file + ".csv.gz",
+    }
+
+
+def _set_label() -> dict[str, Any]:
+    return {
+        "id": "set_label",
+        "type": f"{TASK}.core.execution.Labels",
+        "labels": {"file": "{{ render(vars.file) }}", "taxi": "{{ inputs.taxi }}"},
+    }
+
+
+def _extract(download: str, output: str, script: str) -> dict[str, Any]:
+    """A shell task in the worker that downloads the month; a partial file fails it (pipefail, --fail)."""
+    return {
+        "id": "extract",
+        "type": f"{TASK}.scripts.shell.Commands",
+        "taskRunner": {"type": f"{TASK}.core.runner.Process"},
+        "interpreter": ["/bin/bash", "-c"],
+        "outputFiles": [output],
+        "commands": [
+            "set -euo pipefail\n"
+            "curl --fail --silent --show-error --location --retry 3 "
+            f'--output "{download}" "{{{{ render(vars.url) }}}}"\n' + script
+        ],
+    }
+
+
+def _purge() -> dict[str, Any]:
+    return {"id": "purge_files", "type": f"{TASK}.core.storage.PurgeCurrentExecutionFiles"}
+
+
 def postgres_taxi(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
     """One month into Postgres: download, begin_load, COPY into the landing table, dbt build."""
     project = project or load_project()
@@ -162,37 +219,20 @@ def postgres_taxi(namespace: str = NAMESPACE, project: Project | None = None) ->
         "description": "Load one taxi month into Postgres through the nyc_taxi dbt project "
         "(README: How a month is loaded (Postgres), Kestra). Emitted by `runner kestra emit`.",
         "inputs": _inputs(project),
-        "variables": {
-            "year": "{{ inputs.year }}",
-            "mm": "{{ inputs.month }}",
-            "month": f"{YEAR}-{MONTH}",
-            "file": "{{ inputs.taxi }}_tripdata_" + f"{YEAR}-{MONTH}.csv",
-            "url": SOURCE_URL + "/{{ inputs.taxi }}/{{ inputs.taxi }}_tripdata_" + f"{YEAR}-{MONTH}.csv.gz",
-        },
+        "variables": _month_variables(".csv"),
         "concurrency": {"limit": 1, "behavior": "QUEUE"},
         "tasks": [
-            {
-                "id": "set_label",
-                "type": f"{TASK}.core.execution.Labels",
-                "labels": {"file": "{{ render(vars.file) }}", "taxi": "{{ inputs.taxi }}"},
-            },
-            {
-                "id": "extract",
-                "type": f"{TASK}.scripts.shell.Commands",
-                "taskRunner": {"type": f"{TASK}.core.runner.Process"},
-                "interpreter": ["/bin/bash", "-c"],
-                "outputFiles": ["*.csv"],
-                "commands": [
-                    "set -euo pipefail\n"
-                    "curl --fail --silent --show-error --location --retry 3 "
-                    '--output "{{ render(vars.file) }}.gz" "{{ render(vars.url) }}"\n'
-                    'gunzip --stdout "{{ render(vars.file) }}.gz" > "{{ render(vars.file) }}"\n'
-                    'rm -f "{{ render(vars.file) }}.gz"\n'
-                ],
-            },
+            _set_label(),
+            _extract(
+                "{{ render(vars.file) }}.gz",
+                "*.csv",
+                'gunzip --stdout "{{ render(vars.file) }}.gz" > "{{ render(vars.file) }}"\n'
+                'rm -f "{{ render(vars.file) }}.gz"\n',
+            ),
             _dbt_task(
                 "begin_load",
-                f"dbt run-operation tripdata_begin_load --args '{_dbt_vars()}'",
+                f"dbt run-operation tripdata_begin_load --args '{_dbt_vars(load_id=True)}'",
+                project,
             ),
             {
                 "id": "copy_in",
@@ -205,9 +245,48 @@ def postgres_taxi(namespace: str = NAMESPACE, project: Project | None = None) ->
             },
             _dbt_task(
                 "dbt_build",
-                "dbt build --select {{ inputs.taxi }}_tripdata " + f"--vars '{_dbt_vars()}'",
+                "dbt build --select {{ inputs.taxi }}_tripdata " + f"--vars '{_dbt_vars(load_id=True)}'",
+                project,
             ),
-            {"id": "purge_files", "type": f"{TASK}.core.storage.PurgeCurrentExecutionFiles"},
+            _purge(),
+        ],
+    }
+
+
+def gcp_taxi(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    """One month into BigQuery: download, upload the .csv.gz to GCS, dbt build on the bq target."""
+    project = project or load_project()
+    return {
+        "id": "gcp_taxi",
+        "namespace": namespace,
+        "description": "Load one taxi month into BigQuery through the nyc_taxi dbt project: the file goes "
+        "to gs://<GCS_BUCKET>/<taxi>/ as published, and dbt's LOAD DATA lands it, merges it and records it "
+        "(README: BigQuery, Kestra). Emitted by `runner kestra emit`.",
+        "inputs": _inputs(project),
+        "variables": {
+            **_month_variables(".csv.gz"),
+            "gcs_uri": "gs://{{ kv('GCS_BUCKET') }}/{{ inputs.taxi }}/" + "{{ render(vars.file) }}",
+        },
+        # BigQuery cancels one of two transactions that change the same table at once: one month at a time
+        "concurrency": {"limit": 1, "behavior": "QUEUE"},
+        "tasks": [
+            _set_label(),
+            _extract("{{ render(vars.file) }}", "*.csv.gz", 'gzip --test "{{ render(vars.file) }}"\n'),
+            {
+                "id": "upload",
+                "type": f"{TASK}.gcp.gcs.Upload",
+                **GCP_AUTH,
+                "from": "{{ outputs.extract.outputFiles[render(vars.file)] }}",
+                "to": "{{ render(vars.gcs_uri) }}",
+                "contentType": "application/gzip",
+            },
+            _dbt_task(
+                "dbt_build",
+                "dbt build --select {{ inputs.taxi }}_tripdata " + f"--vars '{_dbt_vars(load_id=False)}'",
+                project,
+                bigquery=True,
+            ),
+            _purge(),
         ],
     }
 
@@ -218,27 +297,31 @@ def _schedule_config(project: Project) -> Any:
     return load_config(project.root / "schedules.yml", tuple(project.taxis))
 
 
-def _tick_date(pattern: str) -> str:
-    """The file month of a Schedule tick (trigger.date): the tick's month or the one before."""
+def _tick_date(pattern: str, timezone: str) -> str:
+    """The file month of a Schedule tick, formatted with `pattern`: the tick's month or the one before.
+
+    The tick is first written as noon on the 15th of its month, in the schedule's time zone, so
+    shifting by a month and formatting cannot land in another month whatever zone Kestra runs in.
+    """
+    shift = "inputs.tick_month == 'previous' ? -1 : 0"
     return (
-        "{% set d = inputs.tick_month == 'previous' ? (trigger.date | dateAdd(-1, 'MONTHS'))"
-        " : trigger.date %}" + f"{{{{ d | date('{pattern}') }}}}"
+        "{{ trigger.date | date(\"yyyy-MM-15'T'12:00:00'Z'\", timeZone='" + timezone + "')"
+        f" | dateAdd({shift}, 'MONTHS') | date('{pattern}', timeZone='UTC') }}}}"
     )
 
 
-def postgres_taxi_scheduled(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
-    """postgres_taxi with one Schedule trigger per schedules.yml trigger; the month comes from the tick."""
-    project = project or load_project()
+def _scheduled(flow: dict[str, Any], project: Project) -> dict[str, Any]:
+    """A one-month flow on the schedules.yml triggers; the month comes from the tick."""
     config = _schedule_config(project)
-    flow = postgres_taxi(namespace, project)
-    flow["id"] = "postgres_taxi_scheduled"
+    timezone = str(config.timezone)
+    flow["id"] += "_scheduled"
     flow["description"] = (
-        "postgres_taxi on the schedules.yml crons: loads the month of each tick (tick_month: the "
-        "month before the tick, or the tick's own); backfill a range from the trigger's Backfill "
-        "in the UI (README: Kestra). Emitted by `runner kestra emit`."
+        f"{flow['id'].removesuffix('_scheduled')} on the schedules.yml crons: loads the month of each tick "
+        "(tick_month: the month before the tick, or the tick's own); backfill a range from the trigger's "
+        "Backfill in the UI (README: Kestra). Emitted by `runner kestra emit`."
     )
     flow["inputs"] = [
-        flow["inputs"][0],
+        _taxi_input(project),
         {
             "id": "tick_month",
             "type": "SELECT",
@@ -247,14 +330,14 @@ def postgres_taxi_scheduled(namespace: str = NAMESPACE, project: Project | None 
             "defaults": "previous",
         },
     ]
-    flow["variables"]["year"] = _tick_date("yyyy")
-    flow["variables"]["mm"] = _tick_date("MM")
+    flow["variables"]["year"] = _tick_date("yyyy", timezone)
+    flow["variables"]["mm"] = _tick_date("MM", timezone)
     flow["triggers"] = [
         {
             "id": f"{trigger.name}_schedule",
             "type": f"{TASK}.core.trigger.Schedule",
             "cron": trigger.cron,
-            "timezone": str(config.timezone),
+            "timezone": timezone,
             "recoverMissedSchedules": config.recover_missed.upper(),
             "inputs": {"taxi": trigger.taxi, "tick_month": trigger.month},
         }
@@ -263,7 +346,253 @@ def postgres_taxi_scheduled(namespace: str = NAMESPACE, project: Project | None 
     return flow
 
 
+def postgres_taxi_scheduled(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    project = project or load_project()
+    return _scheduled(postgres_taxi(namespace, project), project)
+
+
+def gcp_taxi_scheduled(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    project = project or load_project()
+    return _scheduled(gcp_taxi(namespace, project), project)
+
+
+def _backfill(month_flow: str, namespace: str, project: Project) -> dict[str, Any]:
+    """Each month of a range, oldest first, one `month_flow` execution at a time (LoopUntil + Subflow)."""
+    months = [str(m) for m in project.months]
+    as_number = "(inputs.{} | replace({{'-': ''}}) | number)"
+    return {
+        "id": f"{month_flow}_backfill",
+        "namespace": namespace,
+        "description": f"Run {month_flow} for each month from start to end, one at a time, oldest first; "
+        "stops at the first month that fails (run again from that month). Emitted by `runner kestra emit`.",
+        "inputs": [
+            _taxi_input(project),
+            {"id": "start", "type": "SELECT", "displayName": "First month", "values": months},
+            {"id": "end", "type": "SELECT", "displayName": "Last month", "values": months},
+        ],
+        "tasks": [
+            {
+                "id": "check_range",
+                "type": f"{TASK}.core.execution.Fail",
+                "condition": "{{ " + as_number.format("start") + " > " + as_number.format("end") + " }}",
+                "errorMessage": "the range ends ({{ inputs.end }}) before it starts ({{ inputs.start }})",
+            },
+            {
+                "id": "months",
+                "type": f"{TASK}.core.flow.LoopUntil",
+                # iterationCount is 1 in the first iteration; the month of iteration n is start + n - 1
+                "condition": "{{ outputs.month.value == inputs.end }}",
+                "checkFrequency": {"interval": "PT1S", "maxIterations": len(months)},
+                "tasks": [
+                    {
+                        "id": "month",
+                        "type": f"{TASK}.core.debug.Return",
+                        "format": "{{ (inputs.start ~ '-15T12:00:00Z')"
+                        " | dateAdd(outputs.months.iterationCount - 1, 'MONTHS')"
+                        " | date('yyyy-MM', timeZone='UTC') }}",
+                    },
+                    {
+                        "id": "load",
+                        "type": f"{TASK}.core.flow.Subflow",
+                        "namespace": "{{ flow.namespace }}",
+                        "flowId": month_flow,
+                        "inputs": {
+                            "taxi": "{{ inputs.taxi }}",
+                            "year": "{{ outputs.month.value | slice(0, 4) }}",
+                            "month": "{{ outputs.month.value | slice(5, 7) }}",
+                        },
+                        "wait": True,
+                        "transmitFailed": True,
+                    },
+                ],
+            },
+        ],
+    }
+
+
+def postgres_taxi_backfill(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    return _backfill("postgres_taxi", namespace, project or load_project())
+
+
+def gcp_taxi_backfill(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    return _backfill("gcp_taxi", namespace, project or load_project())
+
+
+def _kv_flow(
+    flow_id: str, namespace: str, description: str, settings: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A flow whose inputs become KV pairs: settings are {key, input, displayName, defaults?, validator}."""
+    inputs, tasks = [], []
+    for item in settings:
+        spec = {"id": item["input"], "type": "STRING", "displayName": item["displayName"]}
+        spec.update({k: item[k] for k in ("defaults", "validator") if k in item})
+        inputs.append(spec)
+        tasks.append(
+            {
+                "id": f"set_{item['input']}",
+                "type": f"{TASK}.core.kv.Set",
+                "key": item["key"],
+                "value": "{{ inputs." + item["input"] + " }}",
+                "kvType": "STRING",
+                "overwrite": True,
+            }
+        )
+    return {
+        "id": flow_id,
+        "namespace": namespace,
+        "description": description,
+        "inputs": inputs,
+        "tasks": tasks,
+    }
+
+
+# Values that reach SQL or a shell are checked where they are set.
+IDENTIFIER = "^[a-z_][a-z0-9_]{0,62}$"
+HOST = "^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"
+
+
+def postgres_kv(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    return _kv_flow(
+        "postgres_kv",
+        namespace,
+        "Connection settings of the taxi Postgres, as KV pairs the Postgres flows read; the defaults are "
+        "docker-compose.yml's. The password is the secret TAXI_PG_PASSWORD, never a KV pair "
+        "(README: Kestra). Emitted by `runner kestra emit`.",
+        [
+            {"key": "TAXI_PG_HOST", "input": "host", "displayName": "Host (as a task container sees it)",
+             "defaults": "postgres", "validator": HOST},
+            {"key": "TAXI_PG_PORT", "input": "port", "displayName": "Port", "defaults": "5432",
+             "validator": "^[0-9]{1,5}$"},
+            {"key": "TAXI_PG_DB", "input": "database", "displayName": "Database", "defaults": "nyc_taxi",
+             "validator": IDENTIFIER},
+            {"key": "TAXI_PG_USER", "input": "user", "displayName": "User", "defaults": "postgres",
+             "validator": IDENTIFIER},
+            {"key": "TAXI_SCHEMA", "input": "schema", "displayName": "Schema of the main tables",
+             "defaults": "nyc_taxi", "validator": IDENTIFIER},
+            {"key": "TAXI_PG_DOCKER_NETWORK", "input": "docker_network",
+             "displayName": "Docker network of the dbt containers", "defaults": COMPOSE_NETWORK,
+             "validator": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"},
+        ],
+    )  # fmt: skip
+
+
+def gcp_kv(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    return _kv_flow(
+        "gcp_kv",
+        namespace,
+        "GCP settings as KV pairs the GCP flows read (the runner's GCP_PROJECT, GCP_LOCATION, GCS_BUCKET, "
+        "BQ_DATASET). The service account key is the secret GCP_SERVICE_ACCOUNT, never a KV pair "
+        "(README: Kestra). Emitted by `runner kestra emit`.",
+        [
+            {"key": "GCP_PROJECT", "input": "project", "displayName": "GCP project id",
+             "validator": "^[a-z][a-z0-9-]{4,28}[a-z0-9]$"},
+            {"key": "GCP_LOCATION", "input": "location", "displayName": "Location of the bucket and datasets",
+             "defaults": "US", "validator": "^[A-Za-z0-9-]{2,40}$"},
+            {"key": "GCS_BUCKET", "input": "bucket", "displayName": "Bucket for the month files",
+             "validator": "^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$"},
+            {"key": "BQ_DATASET", "input": "dataset", "displayName": "BigQuery dataset of the main tables",
+             "defaults": "nyc_taxi", "validator": "^[A-Za-z_][A-Za-z0-9_]{0,1000}$"},
+        ],
+    )  # fmt: skip
+
+
+def gcp_setup(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    """The bucket and both datasets, existing ones left alone (as `runner gcp setup`)."""
+    project = project or load_project()
+    location = "{{ kv('GCP_LOCATION') }}"
+    week_ms = 7 * 24 * 3600 * 1000  # landing tables live for one load; a dead load's stays a week at most
+    return {
+        "id": "gcp_setup",
+        "namespace": namespace,
+        "description": "Create the bucket and the two BigQuery datasets (main, landing), leaving existing "
+        "ones as they are, like `runner gcp setup`. Emitted by `runner kestra emit`.",
+        "tasks": [
+            {
+                "id": "create_bucket",
+                "type": f"{TASK}.gcp.gcs.CreateBucket",
+                **GCP_AUTH,
+                "name": "{{ kv('GCS_BUCKET') }}",
+                "location": location,
+                "ifExists": "SKIP",
+            },
+            {
+                "id": "create_dataset",
+                "type": f"{TASK}.gcp.bigquery.CreateDataset",
+                **GCP_AUTH,
+                "name": "{{ kv('BQ_DATASET') }}",
+                "location": location,
+                "ifExists": "SKIP",
+            },
+            {
+                "id": "create_landing_dataset",
+                "type": f"{TASK}.gcp.bigquery.CreateDataset",
+                **GCP_AUTH,
+                "name": "{{ kv('BQ_DATASET') }}" + project.landing_schema_suffix,
+                "location": location,
+                "defaultTableLifetime": week_ms,
+                "ifExists": "SKIP",
+            },
+        ],
+    }
+
+
+def project_files(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    """Copy the dbt project from the compose mount into the namespace files the dbt tasks read."""
+    project = project or load_project()
+    files = project_files_of(project)
+    patterns = [f"glob:{p}" for p in files]
+    folders = " ".join(p.removesuffix("/**") for p in files)
+    return {
+        "id": "project_files",
+        "namespace": namespace,
+        "description": "Replace this namespace's copy of the nyc_taxi dbt project (the files the dbt tasks "
+        "read) with the project mounted at project_dir; run it after `docker compose up` and after each "
+        "change to the project. Emitted by `runner kestra emit`.",
+        "inputs": [
+            {
+                "id": "project_dir",
+                "type": "STRING",
+                "displayName": "The dbt project, as the Kestra server sees it",
+                "defaults": COMPOSE_PROJECT_DIR,
+                "validator": "^/[A-Za-z0-9._/-]+$",
+            }
+        ],
+        "tasks": [
+            {
+                "id": "workdir",
+                "type": f"{TASK}.core.flow.WorkingDirectory",
+                "tasks": [
+                    {
+                        "id": "copy_project",
+                        "type": f"{TASK}.scripts.shell.Commands",
+                        "taskRunner": {"type": f"{TASK}.core.runner.Process"},
+                        "interpreter": ["/bin/bash", "-c"],
+                        "commands": [
+                            "set -euo pipefail\n"
+                            f'tar -C "{{{{ inputs.project_dir }}}}" -cf - {folders} | tar -xf -\n'
+                        ],
+                    },
+                    {
+                        "id": "delete_old",
+                        "type": f"{TASK}.core.namespace.DeleteFiles",
+                        "namespace": "{{ flow.namespace }}",
+                        "files": patterns,
+                    },
+                    {
+                        "id": "upload",
+                        "type": f"{TASK}.core.namespace.UploadFiles",
+                        "namespace": "{{ flow.namespace }}",
+                        "files": patterns,
+                        "destination": "/",
+                    },
+                ],
+            }
+        ],
+    }
+
+
 def dbt_postgres(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    project = project or load_project()
     return {
         "id": "dbt_postgres",
         "namespace": namespace,
@@ -272,6 +601,7 @@ def dbt_postgres(namespace: str = NAMESPACE, project: Project | None = None) -> 
             _dbt_task(
                 "dbt_build",
                 "dbt build",
+                project,
                 storeManifest={"key": "manifest_postgres.json", "namespace": "{{ flow.namespace }}"},
             )
         ],
@@ -279,6 +609,7 @@ def dbt_postgres(namespace: str = NAMESPACE, project: Project | None = None) -> 
 
 
 def dbt_bigquery(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
+    project = project or load_project()
     return {
         "id": "dbt_bigquery",
         "namespace": namespace,
@@ -287,6 +618,7 @@ def dbt_bigquery(namespace: str = NAMESPACE, project: Project | None = None) -> 
             _dbt_task(
                 "dbt_build",
                 "dbt build",
+                project,
                 bigquery=True,
                 storeManifest={"key": "manifest_bigquery.json", "namespace": "{{ flow.namespace }}"},
             )
@@ -294,7 +626,20 @@ def dbt_bigquery(namespace: str = NAMESPACE, project: Project | None = None) -> 
     }
 
 
-FLOWS = (postgres_taxi, postgres_taxi_scheduled, dbt_postgres, dbt_bigquery)
+FLOWS = (
+    postgres_kv,
+    project_files,
+    postgres_taxi,
+    postgres_taxi_scheduled,
+    postgres_taxi_backfill,
+    dbt_postgres,
+    gcp_kv,
+    gcp_setup,
+    gcp_taxi,
+    gcp_taxi_scheduled,
+    gcp_taxi_backfill,
+    dbt_bigquery,
+)
 
 
 def build_flows(namespace: str = NAMESPACE, project: Project | None = None) -> list[dict[str, Any]]:
