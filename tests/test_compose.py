@@ -285,3 +285,25 @@ def test_kestra_setup(compose: dict) -> None:
     assert targets["/app/nyc-taxi"] == (".", True)
     storage = config["kestra"]["storage"]["local"]["basePath"]
     assert targets[storage][0] in compose["volumes"], "Kestra's storage must be a named volume"
+
+
+def test_kestra_flows_agree_with_the_stack(compose: dict, example_env: dict[str, str]) -> None:
+    """The flows' defaults reach the stack: the project mount, the named network, the database and secrets."""
+    import base64
+
+    from runner.kestra import flows
+
+    kestra = compose["services"]["kestra"]
+    targets = {target: source for source, target, _ in map(_mount, kestra["volumes"])}
+    assert targets[flows.COMPOSE_PROJECT_DIR] == "."
+    assert compose["networks"]["default"]["name"] == flows.COMPOSE_NETWORK
+    defaults = {i["id"]: i.get("defaults") for i in flows.postgres_kv()["inputs"]}
+    postgres = compose["services"]["postgres"]["environment"]
+    assert defaults["host"] in compose["services"]  # a service name, resolvable on the named network
+    assert (defaults["user"], defaults["database"]) == (postgres["POSTGRES_USER"], postgres["POSTGRES_DB"])
+    assert defaults["docker_network"] == flows.COMPOSE_NETWORK
+    # the secrets the flows name are SECRET_<NAME> variables of the kestra service
+    named = {"TAXI_PG_PASSWORD", "GCP_SERVICE_ACCOUNT"}
+    assert {f"SECRET_{name}" for name in named} <= set(kestra["environment"])
+    password = base64.b64decode(example_env["SECRET_TAXI_PG_PASSWORD"]).decode()
+    assert password == example_env["TAXI_PG_PASSWORD"], ".env.example: the secret is not the password"
