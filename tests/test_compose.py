@@ -307,3 +307,12 @@ def test_kestra_flows_agree_with_the_stack(compose: dict, example_env: dict[str,
     assert {f"SECRET_{name}" for name in named} <= set(kestra["environment"])
     password = base64.b64decode(example_env["SECRET_TAXI_PG_PASSWORD"]).decode()
     assert password == example_env["TAXI_PG_PASSWORD"], ".env.example: the secret is not the password"
+
+
+def test_kestra_image_is_the_catalogues_release(compose: dict) -> None:
+    """The flows are validated against the catalogue of one Kestra release: the stack runs that release."""
+    from runner.kestra.validate import CATALOGUE_PATH
+
+    catalogue = json.loads(CATALOGUE_PATH.read_text())
+    release = re.search(r"Kestra (\d+\.\d+\.\d+)", catalogue["$comment"]).group(1)
+    assert compose["services"]["kestra"]["image"] == f"kestra/kestra:v{release}"
