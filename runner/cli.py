@@ -548,7 +548,7 @@ def schedule(
 def kestra_validate(
     paths: Annotated[list[Path], typer.Argument(help="Flow files or folders of *.yml/*.yaml.")],
 ) -> None:
-    """Check Kestra flow YAML offline: types, properties, ids, expressions, Kestra 2.0 removals."""
+    """Check Kestra flow YAML offline: types, properties, ids, expressions, subflow inputs, 2.0 removals."""
     from runner.kestra.validate import validate_paths
 
     try:

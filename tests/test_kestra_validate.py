@@ -320,3 +320,36 @@ def test_subflow_calling_its_own_flow(tmp_path: Path, flow_id: str, namespace: s
     assert messages(tmp_path, flow) == [
         "tasks[0].tasks[1].flowId: a flow cannot call itself: Kestra refuses to save a recursive Subflow"
     ]
+
+
+MONTH_FLOW = """\
+id: postgres_taxi
+namespace: nyc_taxi
+inputs:
+  - {id: taxi, type: SELECT, values: [green, yellow]}
+  - {id: year, type: STRING}
+  - {id: month, type: STRING}
+  - {id: note, type: STRING, defaults: none}
+tasks:
+  - {id: hello, type: io.kestra.plugin.core.log.Log, message: "{{ inputs.taxi }}"}
+"""
+
+
+def test_subflow_inputs_checked_against_the_called_flow(tmp_path: Path) -> None:
+    write(tmp_path, MONTH_FLOW, "postgres_taxi.yml")
+    caller = LOOP.replace("inputs: {month:", "inputs: {taxi: green, mnth: '01', month:")
+    write(tmp_path, caller, "backfill.yml")
+    results = {
+        p.name: [f"{x.location}: {x.message}" for x in probs]
+        for p, probs in validate_paths([tmp_path]).items()
+    }
+    assert results == {
+        "postgres_taxi.yml": [],
+        "backfill.yml": [
+            "tasks[0].tasks[1].inputs: 'mnth' is not an input of flow nyc_taxi.postgres_taxi",
+            "tasks[0].tasks[1].inputs: required input 'year' of flow nyc_taxi.postgres_taxi is missing",
+        ],
+    }
+    # a flow that is not among the files is not guessed at
+    (tmp_path / "postgres_taxi.yml").unlink()
+    assert [str(p) for probs in validate_paths([tmp_path]).values() for p in probs] == []

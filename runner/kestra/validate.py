@@ -36,6 +36,13 @@ SUBFLOW = "io.kestra.plugin.core.flow.Subflow"
 
 
 @dataclass(frozen=True)
+class SubflowCall:
+    location: str
+    flow: tuple[Any, Any]  # (namespace, id)
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Problem:
     file: str
     location: str
@@ -125,6 +132,7 @@ class _FlowChecker:
         self.seen_ids: set[str] = set()
         self.local_names: set[str] = set()
         self.flow_ref: tuple[Any, Any] = (None, None)
+        self.subflow_calls: list[SubflowCall] = []
 
     def add(self, location: str, message: str) -> None:
         self.problems.append(Problem(self.file, location or "<flow>", message))
@@ -223,6 +231,8 @@ class _FlowChecker:
         )
         if canonical == SUBFLOW and called == self.flow_ref:
             self.add(f"{loc}.flowId", "a flow cannot call itself: Kestra refuses to save a recursive Subflow")
+        elif canonical == SUBFLOW and isinstance(task.get("inputs", {}), dict):
+            self.subflow_calls.append(SubflowCall(f"{loc}.inputs", called, dict(task.get("inputs") or {})))
         for key, value in sorted(task.items(), key=lambda kv: (canonical, kv[0]) in AFTER_CHILDREN):
             at = f"{loc}.{key}"
             if key not in known:
@@ -358,20 +368,55 @@ def _balanced(text: str) -> bool:
     return depth == 0
 
 
-def validate_flow(path: str | Path, catalogue: Catalogue | None = None) -> list[Problem]:
-    """Problems found in one flow file (empty list when it is valid)."""
+def _check_file(path: Path, catalogue: Catalogue) -> tuple[list[Problem], Any, list[SubflowCall]]:
     import yaml
 
-    path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        return [Problem(str(path), "<file>", f"cannot read: {exc}")]
+        return [Problem(str(path), "<file>", f"cannot read: {exc}")], None, []
     except yaml.YAMLError as exc:
-        return [Problem(str(path), "<file>", f"invalid YAML: {exc}".replace("\n", " "))]
-    checker = _FlowChecker(str(path), catalogue or load_catalogue())
+        return [Problem(str(path), "<file>", f"invalid YAML: {exc}".replace("\n", " "))], None, []
+    checker = _FlowChecker(str(path), catalogue)
     checker.check_flow(data)
-    return checker.problems
+    return checker.problems, data, checker.subflow_calls
+
+
+def validate_flow(path: str | Path, catalogue: Catalogue | None = None) -> list[Problem]:
+    """Problems found in one flow file (empty list when it is valid)."""
+    return _check_file(Path(path), catalogue or load_catalogue())[0]
+
+
+def _declared_inputs(flow: Any) -> dict[str, bool] | None:
+    """A flow's inputs, each with whether a caller must give it (required and no default)."""
+    if not isinstance(flow, dict) or not isinstance(flow.get("inputs") or [], list):
+        return None
+    return {
+        str(spec.get("id")): spec.get("required", True) is not False and "defaults" not in spec
+        for spec in flow.get("inputs") or []
+        if isinstance(spec, dict)
+    }
+
+
+def _check_calls(
+    file: Path, calls: list[SubflowCall], flows: dict[tuple[Any, Any], dict[str, bool]]
+) -> list[Problem]:
+    """Subflow calls against the called flow's inputs, when that flow is among the files checked."""
+    problems = []
+    for call in calls:
+        declared = flows.get(call.flow)
+        if declared is None:
+            continue  # a flow deployed some other way: nothing to compare with
+        name = ".".join(map(str, call.flow))
+        for key in call.inputs:
+            if key not in declared:
+                problems.append(Problem(str(file), call.location, f"'{key}' is not an input of flow {name}"))
+        for key, required in declared.items():
+            if required and key not in call.inputs:
+                problems.append(
+                    Problem(str(file), call.location, f"required input '{key}' of flow {name} is missing")
+                )
+    return problems
 
 
 def flow_files(paths: list[str | Path]) -> list[Path]:
@@ -388,6 +433,13 @@ def flow_files(paths: list[str | Path]) -> list[Path]:
 
 
 def validate_paths(paths: list[str | Path]) -> dict[Path, list[Problem]]:
-    """Problems per flow file, for files and folders of *.yml/*.yaml."""
+    """Problems per flow file, for files and folders of *.yml/*.yaml; Subflow calls are checked against
+    the inputs of the flows they call, when those are among the files."""
     catalogue = load_catalogue()
-    return {f: validate_flow(f, catalogue) for f in flow_files(paths)}
+    checked = {f: _check_file(f, catalogue) for f in flow_files(paths)}
+    flows = {
+        (data["namespace"], data["id"]): inputs
+        for _, data, _ in checked.values()
+        if (inputs := _declared_inputs(data)) is not None and "namespace" in data and "id" in data
+    }
+    return {f: problems + _check_calls(f, calls, flows) for f, (problems, _, calls) in checked.items()}
