@@ -148,6 +148,24 @@ class BigQueryWarehouse:
         yield
 
     @contextmanager
+    def merge_lock(self) -> Iterator[None]:
+        """One month's merge at a time from this machine (across --jobs worker processes).
+
+        Each merge is a transaction that changes the main table and the ledger, and BigQuery cancels
+        one of two such transactions that overlap, where Postgres would make one wait. A merge that
+        another runner or Kestra cancels anyway fails its month as transient, and it is retried.
+        """
+        import fcntl
+        import hashlib
+        import tempfile
+
+        target = f"{self.config.project}.{self.config.dataset}"
+        name = f"nyc-taxi-bq-merge-{hashlib.sha256(target.encode()).hexdigest()[:16]}.lock"
+        with open(Path(tempfile.gettempdir()) / name, "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+            yield
+
+    @contextmanager
     def models_lock(self) -> Iterator[None]:
         """Nothing to take: dbt-bigquery's temporary tables carry a timestamp, so builds do not collide."""
         yield

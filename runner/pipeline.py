@@ -46,6 +46,7 @@ TRANSIENT_MARKERS = (
     "the database system is starting up",
     "the database system is shutting down",
     "ServiceUnavailable",
+    "due to concurrent update",  # BigQuery cancels one of two transactions that change the same table
     "503 ",
 )
 
@@ -87,6 +88,7 @@ class Warehouse(Protocol):
     def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None: ...
     def month_states(self) -> list[dict[str, Any]]: ...
     def models_lock(self) -> AbstractContextManager[None]: ...
+    def merge_lock(self) -> AbstractContextManager[None]: ...
     def close(self) -> None: ...
 
 
@@ -293,16 +295,17 @@ class Pipeline:
             self.reporter.stage(spec, month, "copy", total=fetched.size)
             self.warehouse.land(spec, month, fetched.path, fetched.sha256, self.reporter.advance)
             self.reporter.stage(spec, month, "merge")
-            self.dbt.build(
-                select=[spec.main_table],
-                variables={
-                    "taxi": spec.name,
-                    "month": str(month),
-                    "load_id": load_id,
-                    "force": self.settings.force,
-                },
-                populate_cache=False,
-            )
+            with self.warehouse.merge_lock():
+                self.dbt.build(
+                    select=[spec.main_table],
+                    variables={
+                        "taxi": spec.name,
+                        "month": str(month),
+                        "load_id": load_id,
+                        "force": self.settings.force,
+                    },
+                    populate_cache=False,
+                )
         except (FileError, WarehouseError, DbtError) as error:
             if isinstance(error, FileError) and not is_local(self.settings.source):
                 fetched.path.unlink(missing_ok=True)  # a corrupt download must not be served from cache again

@@ -102,6 +102,11 @@ class Warehouse:
                 connection.close()
 
     @contextmanager
+    def merge_lock(self) -> Iterator[None]:
+        """Nothing to take: months merge into their own partitions, and the ledger locks rows."""
+        yield
+
+    @contextmanager
     def models_lock(self) -> Iterator[None]:
         """One build of the models at a time on this server: two overlapping builds of one
         incremental model collide on dbt's temporary relation names."""

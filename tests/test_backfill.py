@@ -146,6 +146,11 @@ def test_lost_connections_are_transient_and_bad_files_are_not():
         "server closed the connection unexpectedly\n\tThis probably means the server terminated"
     )
     assert is_transient('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
+    # BigQuery cancelling a merge that overlapped another transaction on the same table
+    assert is_transient(
+        "Database Error in model green_tripdata: Transaction is aborted due to concurrent update against "
+        "table proj:nyc_taxi.load_ledger."
+    )
     assert not is_transient("green_tripdata_2020-10.csv.gz (green 2020-10): truncated or corrupt gzip")
     assert not is_transient("not published at http://x/green/green_tripdata_2020-10.csv.gz (HTTP 404)")
 
