@@ -16,8 +16,14 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 import pytest
+from flow_tree import tasks
 
-from runner.kestra.flows import _tick_date, gcp_taxi_backfill, postgres_taxi_backfill, postgres_taxi_scheduled
+from runner.kestra.flows import (
+    gcp_taxi_backfill,
+    postgres_taxi_backfill,
+    postgres_taxi_scheduled,
+    tick_date_expression,
+)
 from runner.project import Month, load_project, month_range
 from runner.schedule import month_for_tick
 
@@ -94,17 +100,6 @@ def truthy(text: str) -> bool:  # Kestra's TruthUtils: false for false, 0, -0, n
     return text.strip().lower() not in ("false", "0", "-0", "null", "none", "")
 
 
-def _tasks(node):
-    if isinstance(node, dict):
-        if "type" in node and "id" in node:
-            yield node
-        for value in node.values():
-            yield from _tasks(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _tasks(value)
-
-
 # --- the scheduled flows: the month of a tick ----------------------------------------------------
 
 PROJECT = load_project()
@@ -128,7 +123,7 @@ def _ticks(zone: str) -> list[datetime]:
 @pytest.mark.parametrize("semantics", ["previous", "current"])
 @pytest.mark.parametrize("as_utc", [True, False], ids=["trigger.date-in-UTC", "trigger.date-in-zone"])
 def test_tick_month_matches_the_runner(zone: str, semantics: str, as_utc: bool) -> None:
-    year, mm = _tick_date("yyyy", zone), _tick_date("MM", zone)
+    year, mm = tick_date_expression("yyyy", zone), tick_date_expression("MM", zone)
     assert len(TERNARY.findall(year)) == 1  # the rewrite above applies, so the shift is really tested
     for tick in _ticks(zone):
         shown = tick.astimezone(ZoneInfo("UTC")) if as_utc else tick
@@ -138,8 +133,8 @@ def test_tick_month_matches_the_runner(zone: str, semantics: str, as_utc: bool) 
 
 
 def test_scheduled_flow_copies_and_builds_the_ticks_month() -> None:
-    copies = {t["id"]: t for t in _tasks(SCHEDULED) if t["type"].endswith("postgresql.CopyIn")}
-    (build,) = [t for t in _tasks(SCHEDULED) if t["id"] == "dbt_build"]
+    copies = {t["id"]: t for t in tasks(SCHEDULED) if t["type"].endswith("postgresql.CopyIn")}
+    (build,) = [t for t in tasks(SCHEDULED) if t["id"] == "dbt_build"]
     for tick in _ticks("UTC")[::7]:
         for taxi, spec in PROJECT.taxis.items():
             context = {
@@ -196,7 +191,7 @@ def test_backfill_loads_each_month_of_the_range_once_in_order(build, start: str,
     calls = run_backfill(flow, "yellow", start, end)
     want = month_range(Month.parse(start), Month.parse(end))
     assert calls == [{"taxi": "yellow", "year": f"{m.year:04d}", "month": f"{m.month:02d}"} for m in want]
-    (load,) = [t for t in _tasks(flow) if t["id"] == "load"]
+    (load,) = [t for t in tasks(flow) if t["id"] == "load"]
     assert load["flowId"] == flow["id"].removesuffix("_backfill") and load["transmitFailed"] is True
 
 

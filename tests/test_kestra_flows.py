@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from flow_tree import tasks, walk
 
 from runner.kestra import flows
 from runner.kestra.flows import emit
@@ -16,28 +17,6 @@ from runner.project import Month, load_project
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "kestra" / "flows"
 COMMITTED = sorted(FLOWS.glob("*.yml"))
-
-
-def _walk(node, key=None):
-    if isinstance(node, dict):
-        for k, v in node.items():
-            yield from _walk(v, k)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v, key)
-    else:
-        yield key, node
-
-
-def _tasks(node):
-    if isinstance(node, dict):
-        if "type" in node and "id" in node:
-            yield node
-        for v in node.values():
-            yield from _tasks(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _tasks(v)
 
 
 def test_emit_matches_committed(tmp_path):
@@ -60,7 +39,7 @@ def test_committed_flows_validate_clean():
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
 def test_no_credential_literals(path):
     flow = yaml.safe_load(path.read_text())
-    for key, value in _walk(flow):
+    for key, value in walk(flow):
         if key in (
             "password",
             "sslKeyPassword",
@@ -70,7 +49,7 @@ def test_no_credential_literals(path):
             "service-account.json",
         ):
             assert isinstance(value, str) and value.startswith("{{ secret("), (key, value)
-    for task in _tasks(flow):
+    for task in tasks(flow):
         for line in task.get("profiles", "").splitlines():
             key, _, value = line.strip().partition(":")
             if key in ("password", "keyfile_json", "token"):
@@ -79,7 +58,7 @@ def test_no_credential_literals(path):
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
 def test_images_pinned(path):
-    for key, value in _walk(yaml.safe_load(path.read_text())):
+    for key, value in walk(yaml.safe_load(path.read_text())):
         if key in ("containerImage", "image"):
             assert ":" in value and not value.endswith(":latest"), value
     assert "latest" not in path.read_text()
@@ -89,7 +68,7 @@ def test_images_pinned(path):
 def test_copy_in_columns_and_tables(name):
     project = load_project()
     flow = yaml.safe_load((FLOWS / name).read_text())
-    copies = {t["id"]: t for t in _tasks(flow) if t["type"].endswith("postgresql.CopyIn")}
+    copies = {t["id"]: t for t in tasks(flow) if t["type"].endswith("postgresql.CopyIn")}
     assert set(copies) == {f"copy_in_{taxi}" for taxi in project.taxis}
     month = Month(2020, 3)
     for taxi, spec in project.taxis.items():
@@ -106,7 +85,7 @@ def test_copy_in_columns_and_tables(name):
 
 def test_download_fails_on_partial_file():
     flow = yaml.safe_load((FLOWS / "postgres_taxi.yml").read_text())
-    (extract,) = [t for t in _tasks(flow) if t["id"] == "extract"]
+    (extract,) = [t for t in tasks(flow) if t["id"] == "extract"]
     script = "\n".join(extract["commands"])
     assert script.startswith("set -euo pipefail") and "curl --fail" in script and "gunzip" in script
     assert extract["interpreter"][0].endswith("bash")
@@ -127,7 +106,7 @@ def test_no_removed_loop_types():
     # Kestra 2.0 drops ForEach and friends; the backfills loop with LoopUntil + Subflow, in 1.x and 2.0
     removed = set(load_catalogue().removed)
     for path in COMMITTED:
-        for task in _tasks(yaml.safe_load(path.read_text())):
+        for task in tasks(yaml.safe_load(path.read_text())):
             assert task["type"] not in removed, (path.name, task["id"])
 
 
@@ -149,11 +128,11 @@ def test_dbt_tasks_read_what_dbt_reads():
     assert {"models/**", "macros/**", "seeds/**", "tests/dbt/**"} <= set(files)
     assert all((project.root / f.removesuffix("/**")).exists() for f in files)
     for path in COMMITTED:
-        for task in _tasks(yaml.safe_load(path.read_text())):
+        for task in tasks(yaml.safe_load(path.read_text())):
             if task["type"].endswith("DbtCLI"):
                 assert task["namespaceFiles"]["include"] == files, (path.name, task["id"])
     uploaded = [
-        t for t in _tasks(yaml.safe_load((FLOWS / "project_files.yml").read_text())) if t["id"] == "upload"
+        t for t in tasks(yaml.safe_load((FLOWS / "project_files.yml").read_text())) if t["id"] == "upload"
     ]
     assert uploaded[0]["files"] == [f"glob:{f}" for f in files]
 
@@ -173,14 +152,14 @@ def test_settings_flows_set_every_key_the_flows_read():
     read = {
         key
         for path in COMMITTED
-        for _, value in _walk(yaml.safe_load(path.read_text()))
+        for _, value in walk(yaml.safe_load(path.read_text()))
         if isinstance(value, str)
         for key in re.findall(r"kv\('([A-Z_]+)'\)", value)
     }
     set_by = {
         name: {
             t["key"]
-            for t in _tasks(yaml.safe_load((FLOWS / name).read_text()))
+            for t in tasks(yaml.safe_load((FLOWS / name).read_text()))
             if t["type"].endswith("kv.Set")
         }
         for name in ("postgres_kv.yml", "gcp_kv.yml")

@@ -297,7 +297,7 @@ def _schedule_config(project: Project) -> Any:
     return load_config(project.root / "schedules.yml", tuple(project.taxis))
 
 
-def _tick_date(pattern: str, timezone: str) -> str:
+def tick_date_expression(pattern: str, timezone: str) -> str:
     """The file month of a Schedule tick, formatted with `pattern`: the tick's month or the one before.
 
     The tick is first written as noon on the 15th of its month, in the schedule's time zone, so
@@ -330,8 +330,8 @@ def _scheduled(flow: dict[str, Any], project: Project) -> dict[str, Any]:
             "defaults": "previous",
         },
     ]
-    flow["variables"]["year"] = _tick_date("yyyy", timezone)
-    flow["variables"]["mm"] = _tick_date("MM", timezone)
+    flow["variables"]["year"] = tick_date_expression("yyyy", timezone)
+    flow["variables"]["mm"] = tick_date_expression("MM", timezone)
     flow["triggers"] = [
         {
             "id": f"{trigger.name}_schedule",
