@@ -171,3 +171,14 @@ def test_settings_flows_set_every_key_the_flows_read():
         "GCS_BUCKET",
         "BQ_DATASET",
     }  # the runner's names
+
+
+def test_another_namespace_emits_valid_flows_that_call_each_other_there(tmp_path):
+    paths = emit(tmp_path, namespace="company.team.nyc-taxi")
+    assert {str(p): [str(x) for x in probs] for p, probs in validate_paths(paths).items() if probs} == {}
+    for path in paths:
+        flow = yaml.safe_load(path.read_text())
+        assert flow["namespace"] == "company.team.nyc-taxi"
+        for task in tasks(flow):
+            if task["type"].endswith("Subflow") or "namespace" in task.get("storeManifest", {}):
+                assert (task.get("namespace") or task["storeManifest"]["namespace"]) == "{{ flow.namespace }}"
