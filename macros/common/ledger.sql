@@ -44,7 +44,7 @@
 {% endmacro %}
 
 
-{% macro tripdata_fail_load(load_id, error, taxi=none, month=none, filename=none, source_url=none) %}
+{% macro tripdata_fail_load(load_id, error, taxi=none, month=none, filename=none, source_url=none, loaded_by='runner') %}
     {#-
         run-operation: a loader's own failure (download, header, COPY) goes on record too.
         With taxi and month, a load that failed before it was opened is recorded as well.
@@ -58,7 +58,7 @@
         {%- if ledger_load(load_id) is none -%}
             {%- do ledger_insert_running(taxi, args, load_id, {
                 'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
-                'source_url': source_url, 'bytes': none, 'checksum': none, 'loaded_by': 'runner',
+                'source_url': source_url, 'bytes': none, 'checksum': none, 'loaded_by': loaded_by,
                 'loader': none,
             }) -%}
         {%- endif -%}

@@ -110,10 +110,34 @@ def _dbt_task(
     return task
 
 
-def _dbt_vars(load_id: bool) -> str:
-    """The month's --vars; load_id when the flow landed the rows itself (Postgres CopyIn)."""
-    extra = ', load_id: "{{ execution.id }}"' if load_id else ""
-    return "{taxi: {{ inputs.taxi }}, month: " + '"{{ render(vars.month) }}"' + extra + "}"
+def _dbt_vars(load_id: bool, **extra: str) -> str:
+    """The month's --vars / --args; load_id when the flow landed the rows itself (Postgres CopyIn).
+
+    Values are YAML inside the shell's single quotes: only ids, names, numbers, hex and URLs go here.
+    """
+    items = {"taxi": "{{ inputs.taxi }}", "month": '"{{ render(vars.month) }}"'}
+    if load_id:
+        items["load_id"] = '"{{ execution.id }}"'
+    items.update(extra)
+    return "{" + ", ".join(f"{key}: {value}" for key, value in items.items()) + "}"
+
+
+# The file's identity, as the runner records it: the .csv.gz as published, its size and sha256.
+FILE_RECORD = {
+    "filename": '"{{ render(vars.file) }}.gz"',
+    "source_url": '"{{ render(vars.url) }}"',
+    "loaded_by": "kestra",
+}
+
+
+def _record_failure(project: Project) -> dict[str, Any]:
+    """The flow's error handler: a failed execution's load goes on the ledger as failed, as the runner's do.
+
+    Only a running load changes; a load that failed before it was opened (the download) is recorded too.
+    """
+    error = '"Kestra execution {{ execution.id }} of {{ flow.namespace }}.{{ flow.id }} failed: see its logs"'
+    args = _dbt_vars(load_id=True, error=error, **FILE_RECORD)
+    return _dbt_task("record_failure", f"dbt run-operation tripdata_fail_load --args '{args}'", project)
 
 
 def landing_table_template(spec: TaxiSpec, project: Project) -> str:
@@ -226,12 +250,23 @@ def postgres_taxi(namespace: str = NAMESPACE, project: Project | None = None) ->
             _extract(
                 "{{ render(vars.file) }}.gz",
                 "*.csv",
+                # the outputs line is Kestra's script-output protocol (`} }`: a `}}` would end the expression)
+                'sha256=$(sha256sum "{{ render(vars.file) }}.gz" | cut -d " " -f 1)\n'
+                'bytes=$(wc -c < "{{ render(vars.file) }}.gz")\n'
+                'echo "::{\\"outputs\\": {\\"sha256\\": \\"$sha256\\", \\"bytes\\": $bytes} }::"\n'
                 'gunzip --stdout "{{ render(vars.file) }}.gz" > "{{ render(vars.file) }}"\n'
                 'rm -f "{{ render(vars.file) }}.gz"\n',
             ),
             _dbt_task(
                 "begin_load",
-                f"dbt run-operation tripdata_begin_load --args '{_dbt_vars(load_id=True)}'",
+                "dbt run-operation tripdata_begin_load --args '"
+                + _dbt_vars(
+                    load_id=True,
+                    **FILE_RECORD,
+                    bytes="{{ outputs.extract.vars.bytes }}",
+                    checksum='"{{ outputs.extract.vars.sha256 }}"',
+                )
+                + "'",
                 project,
             ),
             {
@@ -250,6 +285,7 @@ def postgres_taxi(namespace: str = NAMESPACE, project: Project | None = None) ->
             ),
             _purge(),
         ],
+        "errors": [_record_failure(project)],
     }
 
 

@@ -1,0 +1,179 @@
+"""The Postgres flows replayed step by step on the test server, from their own YAML.
+
+No Kestra runs here. Each step is played as its task would: the DbtCLI commands are rendered
+(tests/kestra_render.py), split as the task's shell would and run by dbt with the profile the task
+renders; the Queries task's SQL runs as it is; CopyIn runs the COPY its properties describe (PgJDBC's
+CopyManager, `COPY <table> (<columns>) FROM STDIN WITH (FORMAT CSV, HEADER true)`); the download
+script runs with bash, fetching the bundled file from the test's HTTP server. What this checks: the
+flows' commands, quoting, profile, table names and columns work with this dbt project, and load what
+the runner loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import BUNDLED
+from flow_tree import tasks
+from kestra_render import render
+from reference import expected_month
+from test_dbt_contract import ledger_rows, month_ids
+
+from runner.dbt import Dbt, DbtError
+from runner.kestra.flows import SOURCE_URL, dbt_postgres, postgres_taxi
+from runner.project import load_project
+
+GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
+EXECUTION_ID = "5Ha9pTPfYQNGMp1IMdkA0z"  # Kestra's ids are base62 uuids
+
+
+def _context(
+    env: dict[str, str], flow: dict, execution: str = EXECUTION_ID, source: str = "", **inputs: str
+) -> dict:
+    settings = {
+        "TAXI_PG_HOST": env["PGHOST"],
+        "TAXI_PG_PORT": env["PGPORT"],
+        "TAXI_PG_DB": env["PGDATABASE"],
+        "TAXI_PG_USER": env["PGUSER"],
+        "TAXI_SCHEMA": "nyc_taxi",
+        "TAXI_PG_DOCKER_NETWORK": "nyc_taxi",
+    }
+    secrets = {"TAXI_PG_PASSWORD": env.get("PGPASSWORD", "")}
+    return {
+        "inputs": inputs,
+        # the download comes from the test's HTTP server instead of the public release
+        "vars": {k: v.replace(SOURCE_URL, source) for k, v in flow.get("variables", {}).items()},
+        "flow": {"namespace": flow["namespace"], "id": flow["id"]},
+        "execution": {"id": execution},
+        "kv": settings.__getitem__,
+        "secret": secrets.__getitem__,
+    }
+
+
+def _dbt_step(task: dict, context: dict, profiles_dir: Path) -> Dbt:
+    """dbt with the profile the task renders; returns it after running the task's commands."""
+    profiles = yaml.safe_load(render(task["profiles"], context))
+    (profiles_dir / "profiles.yml").write_text(yaml.safe_dump(profiles))
+    dbt = Dbt(project_dir=load_project().root, profiles_dir=profiles_dir)
+    for command in task["commands"]:
+        words = shlex.split(render(command, context))
+        assert words[0] == "dbt"
+        dbt.invoke(words[1:])
+    return dbt
+
+
+def _copy_in(task: dict, context: dict, connection) -> None:
+    assert (task["format"], task["header"]) == ("CSV", True)
+    table = render(task["table"], context)
+    columns = ", ".join(task["columns"])
+    with connection.cursor() as cursor, open(render(task["from"], context), "rb") as csv:
+        cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT CSV, HEADER true)", csv)
+    connection.commit()
+
+
+class StepFailed(Exception):
+    pass
+
+
+def _extract(task: dict, context: dict, workdir: Path) -> dict:
+    """Run the task's own script with bash in a fresh folder, as the Process runner does; its outputs."""
+    workdir.mkdir(parents=True)
+    script = render(task["commands"][0], context)
+    done = subprocess.run([*task["interpreter"], script], cwd=workdir, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise StepFailed(f"extract: exit {done.returncode}: {done.stderr.strip()}")
+    variables = {}
+    for line in done.stdout.splitlines():  # Kestra's script-output protocol: ::{"outputs": {..}}::
+        if line.startswith("::{") and line.endswith("}::"):
+            variables.update(json.loads(line[2:-2])["outputs"])
+    (pattern,) = task["outputFiles"]
+    return {"vars": variables, "outputFiles": {f.name: str(f) for f in workdir.glob(pattern)}}
+
+
+def replay_month(flow: dict, context: dict, pg_server, tmp_path: Path) -> None:
+    """One execution of postgres_taxi: its tasks in order, then its error handler if one failed."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    steps = {t["id"]: t for t in flow["tasks"]}
+    assert list(steps) == ["set_label", "extract", "begin_load", "copy_in", "dbt_build", "purge_files"]
+    try:
+        context["outputs"] = {"extract": _extract(steps["extract"], context, tmp_path / "work")}
+        _dbt_step(steps["begin_load"], context, tmp_path)
+        truncate, copy = steps["copy_in"]["cases"][render(steps["copy_in"]["value"], context)]
+        with pg_server.connect() as connection:
+            with connection.cursor() as cursor:
+                cursor.execute(render(truncate["sql"], context))
+            connection.commit()
+            _copy_in(copy, context, connection)
+        _dbt_step(steps["dbt_build"], context, tmp_path)
+    except (StepFailed, DbtError):
+        for task in flow["errors"]:
+            _dbt_step(task, context, tmp_path)
+        raise
+
+
+def _green_2020_10(env, flow, http, execution=EXECUTION_ID) -> dict:
+    return _context(env, flow, execution, http.url, taxi="green", year="2020", month="10")
+
+
+def test_postgres_taxi_loads_a_month_as_the_runner_does(db, pg_server, warehouse_env, http, tmp_path):
+    http.files["green/green_tripdata_2020-10.csv.gz"] = GREEN_2020_10.read_bytes()
+    flow = postgres_taxi()
+    replay_month(flow, _green_2020_10(warehouse_env, flow, http), pg_server, tmp_path / "first")
+    expected = expected_month(GREEN_2020_10, "2020-10")
+    ids = month_ids(db)
+    assert set(ids) == set(expected.kept) and set(ids.values()) == {EXECUTION_ID}
+    (load,) = ledger_rows(db)
+    assert (load["load_id"], load["state"], load["action"]) == (EXECUTION_ID, "succeeded", "loaded")
+    assert (load["rows_in_file"], load["rows_loaded"]) == (expected.rows_in_file, expected.rows_loaded)
+    # the file on record as the runner records it
+    assert load["checksum"] == hashlib.sha256(GREEN_2020_10.read_bytes()).hexdigest()
+    assert load["bytes"] == GREEN_2020_10.stat().st_size
+    assert load["filename"] == "green_tripdata_2020-10.csv.gz" and load["loaded_by"] == "kestra"
+    assert load["source_url"] == f"{http.url}/green/green_tripdata_2020-10.csv.gz"
+
+    # a second execution on the same file changes nothing: same rows, same load ids
+    second = "7Qb2nWm0XcVd1LpRtYs9eK"
+    replay_month(flow, _green_2020_10(warehouse_env, flow, http, second), pg_server, tmp_path / "second")
+    assert month_ids(db) == ids
+    assert [(r["load_id"], r["state"], r["action"]) for r in ledger_rows(db)][-1] == (
+        second,
+        "succeeded",
+        "unchanged",
+    )
+
+
+@pytest.mark.parametrize("fault", ["missing", "truncated"])
+def test_a_failed_execution_is_on_the_ledger_and_changes_nothing(
+    db, pg_server, warehouse_env, http, tmp_path, fault
+):
+    if fault == "truncated":  # the whole body arrives, but it is half a gzip file
+        http.files["green/green_tripdata_2020-10.csv.gz"] = GREEN_2020_10.read_bytes()[:50_000]
+    flow = postgres_taxi()
+    with pytest.raises(StepFailed, match="extract: exit"):
+        replay_month(flow, _green_2020_10(warehouse_env, flow, http), pg_server, tmp_path)
+    (load,) = ledger_rows(db)
+    assert (load["load_id"], load["state"], load["loaded_by"]) == (EXECUTION_ID, "failed", "kestra")
+    assert EXECUTION_ID in load["error"] and load["filename"] == "green_tripdata_2020-10.csv.gz"
+    assert month_ids(db) == {}
+
+
+def test_dbt_postgres_builds_the_models_with_its_profile(db, pg_server, warehouse_env, http, tmp_path):
+    http.files["green/green_tripdata_2020-10.csv.gz"] = GREEN_2020_10.read_bytes()
+    month_flow = postgres_taxi()
+    replay_month(month_flow, _green_2020_10(warehouse_env, month_flow, http), pg_server, tmp_path / "month")
+    flow = dbt_postgres()
+    (task,) = [t for t in tasks(flow) if t["type"].endswith("DbtCLI")]
+    _dbt_step(task, _context(warehouse_env, flow), tmp_path)
+    with db.cursor() as cursor:
+        cursor.execute(
+            "select count(*) from nyc_taxi_core.fact_trips where service_type = 'Green'"
+            " and pickup_datetime >= '2020-10-01' and pickup_datetime < '2020-11-01'"
+        )
+        trips = cursor.fetchone()[0]
+    assert 0 < trips <= expected_month(GREEN_2020_10, "2020-10").rows_loaded
