@@ -182,3 +182,15 @@ def test_another_namespace_emits_valid_flows_that_call_each_other_there(tmp_path
         for task in tasks(flow):
             if task["type"].endswith("Subflow") or "namespace" in task.get("storeManifest", {}):
                 assert (task.get("namespace") or task["storeManifest"]["namespace"]) == "{{ flow.namespace }}"
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_every_input_is_a_fixed_choice_or_checked(path):
+    """Inputs reach shell scripts, SQL and paths: any user who may execute a flow chooses them."""
+    for spec in yaml.safe_load(path.read_text()).get("inputs", []):
+        if spec["type"] == "SELECT":
+            assert spec["values"] and not spec.get("allowCustomValue"), spec["id"]
+            assert all(re.fullmatch(r"[a-z0-9-]+", str(v)) for v in spec["values"]), spec["id"]
+        else:
+            assert spec["type"] == "STRING" and spec["validator"].startswith("^"), spec["id"]
+            assert spec["validator"].endswith("$") and " " not in spec["validator"], spec["id"]

@@ -175,16 +175,11 @@ def _taxi_input(project: Project) -> dict[str, Any]:
 
 
 def _inputs(project: Project) -> list[dict[str, Any]]:
+    """taxi, year and month, each from a fixed list: the values reach a shell script and SQL."""
     years = sorted({m.year for m in project.months})
     return [
         _taxi_input(project),
-        {
-            "id": "year",
-            "type": "SELECT",
-            "displayName": "Year",
-            "values": [str(y) for y in years],
-            "allowCustomValue": True,
-        },
+        {"id": "year", "type": "SELECT", "displayName": "Year", "values": [str(y) for y in years]},
         {
             "id": "month",
             "type": "SELECT",
