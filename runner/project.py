@@ -90,6 +90,9 @@ class Project:
     first_month: Month
     last_month: Month
     landing_schema_suffix: str
+    dbt_files: tuple[
+        str, ...
+    ] = ()  # what dbt reads: dbt_project.yml and its *-paths folders that exist, as globs
 
     def taxi(self, name: str) -> TaxiSpec:
         spec = self.taxis.get(str(name).strip().lower())
@@ -128,10 +131,13 @@ def load_project(root: Path = PROJECT_DIR) -> Project:
             pickup_column=table["config"]["meta"]["pickup_column"],
             dropoff_column=table["config"]["meta"]["dropoff_column"],
         )
+    path_keys = ("model-paths", "macro-paths", "seed-paths", "test-paths", "analysis-paths", "snapshot-paths")
+    folders = [f for key in path_keys for f in settings.get(key, []) if (root / f).is_dir()]
     return Project(
         root=root,
         taxis=taxis,
         first_month=Month.parse(project_vars["first_month"]),
         last_month=Month.parse(project_vars["last_month"]),
         landing_schema_suffix=project_vars["landing_schema_suffix"],
+        dbt_files=("dbt_project.yml", *(f"{folder}/**" for folder in folders)),
     )

@@ -123,7 +123,7 @@ def test_dbt_pins_are_the_tested_versions():
 def test_dbt_tasks_read_what_dbt_reads():
     """The namespace files the dbt tasks include, and project_files uploads, are the project's dbt files."""
     project = load_project()
-    files = flows.project_files_of(project)
+    files = list(project.dbt_files)
     assert files[0] == "dbt_project.yml"
     assert {"models/**", "macros/**", "seeds/**", "tests/dbt/**"} <= set(files)
     assert all((project.root / f.removesuffix("/**")).exists() for f in files)

@@ -76,16 +76,6 @@ def _profiles_bigquery() -> str:
     )
 
 
-def project_files_of(project: Project) -> list[str]:
-    """What dbt reads, as namespace-file globs: dbt_project.yml and its *-paths folders that exist."""
-    import yaml
-
-    config = yaml.safe_load((project.root / "dbt_project.yml").read_text(encoding="utf-8"))
-    keys = ("model-paths", "macro-paths", "seed-paths", "test-paths", "analysis-paths", "snapshot-paths")
-    folders = [f for key in keys for f in config.get(key, []) if (project.root / f).is_dir()]
-    return ["dbt_project.yml", *(f"{folder}/**" for folder in folders)]
-
-
 def _dbt_task(
     task_id: str, command: str, project: Project, *, bigquery: bool = False, **extra: Any
 ) -> dict[str, Any]:
@@ -98,7 +88,7 @@ def _dbt_task(
         "containerImage": PYTHON_IMAGE,
         "taskRunner": runner,
         "beforeCommands": [DBT_BIGQUERY_PIP if bigquery else DBT_POSTGRES_PIP],
-        "namespaceFiles": {"enabled": True, "include": project_files_of(project)},
+        "namespaceFiles": {"enabled": True, "include": list(project.dbt_files)},
         "projectDir": ".",
         "profiles": _profiles_bigquery() if bigquery else _profiles_postgres(),
         "commands": [command],
@@ -570,9 +560,8 @@ def gcp_setup(namespace: str = NAMESPACE, project: Project | None = None) -> dic
 def project_files(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
     """Copy the dbt project from the compose mount into the namespace files the dbt tasks read."""
     project = project or load_project()
-    files = project_files_of(project)
-    patterns = [f"glob:{p}" for p in files]
-    folders = " ".join(p.removesuffix("/**") for p in files)
+    patterns = [f"glob:{p}" for p in project.dbt_files]
+    folders = " ".join(p.removesuffix("/**") for p in project.dbt_files)
     return {
         "id": "project_files",
         "namespace": namespace,
