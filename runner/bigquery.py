@@ -19,6 +19,8 @@ from runner.csvfile import FileError, describe
 from runner.project import Month, TaxiSpec
 from runner.warehouse import WarehouseError
 
+# Landing tables live for one load; one a dead load left behind expires after a week at most.
+LANDING_TABLE_EXPIRY_MS = 7 * 24 * 3600 * 1000
 UPLOAD_CHUNK = 8 << 20  # resumable upload chunks: progress per chunk, a retry resends one chunk
 SETTINGS_HELP = "see README, section BigQuery"
 
@@ -206,8 +208,7 @@ class BigQueryWarehouse:
                 dataset = bigquery.Dataset(dataset_id)
                 dataset.location = self.config.location
                 if name == self.landing_dataset:
-                    # landing tables live for one load; a load that died leaves one behind a week at most
-                    dataset.default_table_expiration_ms = 7 * 24 * 3600 * 1000
+                    dataset.default_table_expiration_ms = LANDING_TABLE_EXPIRY_MS
                 self.bigquery.create_dataset(dataset, exists_ok=True)
                 done.append(f"dataset {dataset_id}: created in {self.config.location}")
         return done

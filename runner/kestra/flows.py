@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from runner.bigquery import LANDING_TABLE_EXPIRY_MS
 from runner.project import Month, Project, TaxiSpec, load_project
 
 NAMESPACE = "nyc_taxi"
@@ -521,7 +522,6 @@ def gcp_setup(namespace: str = NAMESPACE, project: Project | None = None) -> dic
     """The bucket and both datasets, existing ones left alone (as `runner gcp setup`)."""
     project = project or load_project()
     location = "{{ kv('GCP_LOCATION') }}"
-    week_ms = 7 * 24 * 3600 * 1000  # landing tables live for one load; a dead load's stays a week at most
     return {
         "id": "gcp_setup",
         "namespace": namespace,
@@ -550,7 +550,7 @@ def gcp_setup(namespace: str = NAMESPACE, project: Project | None = None) -> dic
                 **GCP_AUTH,
                 "name": "{{ kv('BQ_DATASET') }}" + project.landing_schema_suffix,
                 "location": location,
-                "defaultTableLifetime": week_ms,
+                "defaultTableLifetime": LANDING_TABLE_EXPIRY_MS,
                 "ifExists": "SKIP",
             },
         ],
