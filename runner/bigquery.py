@@ -118,6 +118,7 @@ class BigQueryWarehouse:
     landing_dataset: str
     _bigquery: Any = None
     _storage: Any = None
+    _ledger_exists: bool = False  # once seen it stays: dbt creates the ledger and never drops it
 
     @classmethod
     def for_project(cls, landing_schema_suffix: str, config: GcpConfig | None = None) -> BigQueryWarehouse:
@@ -291,10 +292,12 @@ class BigQueryWarehouse:
         from google.cloud import bigquery
 
         ledger = f"`{self.config.project}.{self.config.dataset}.load_ledger`"
-        try:
-            self.bigquery.get_table(f"{self.config.project}.{self.config.dataset}.load_ledger")
-        except NotFound:
-            return []
+        if not self._ledger_exists:  # no ledger yet: nothing loaded (a query would fail)
+            try:
+                self.bigquery.get_table(f"{self.config.project}.{self.config.dataset}.load_ledger")
+            except NotFound:
+                return []
+            self._ledger_exists = True
         types = {str: "STRING", int: "INT64"}
         job_config = bigquery.QueryJobConfig(
             query_parameters=[
