@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -70,20 +70,17 @@ class Warehouse:
         return self._connection
 
     @contextmanager
-    def runner_lock(self, taxi: str, month: Month) -> Iterator[None]:
-        """One runner per taxi and month at a time, for the whole month (download to merge).
+    def _session_lock(self, key_sql: str, params: tuple = ()) -> Iterator[None]:
+        """A session-level advisory lock on the runner's connection, held until the block ends.
 
-        Session-level, on the runner's connection: it survives the COPY's commit and is released
-        by the server if the runner dies. The macros' transaction lock serialises everything else.
+        It survives the commits inside the block and is released by the server if the runner dies.
         """
         import psycopg2
 
         connection = self.connect()
-        # macros/common/ledger.sql (ledger_loader_columns) finds this lock's holder by the same key
-        key = (f"tripdata-runner:{taxi}", month.year * 100 + month.month)
         try:
             with connection.cursor() as cursor:
-                cursor.execute("select pg_advisory_lock(hashtext(%s), %s)", key)
+                cursor.execute(f"select pg_advisory_lock({key_sql})", params)
             connection.commit()
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
             raise connection_lost(error) from error
@@ -94,34 +91,32 @@ class Warehouse:
                 if not connection.closed:
                     connection.rollback()
                     with connection.cursor() as cursor:
-                        cursor.execute("select pg_advisory_unlock(hashtext(%s), %s)", key)
+                        cursor.execute(f"select pg_advisory_unlock({key_sql})", params)
                     connection.commit()
             except (psycopg2.OperationalError, psycopg2.InterfaceError):
                 # the session is gone, and the server released its lock with it: do not hide
                 # the error that brought us here behind this one
                 connection.close()
 
+    def runner_lock(self, taxi: str, month: Month) -> AbstractContextManager[None]:
+        """One runner per taxi and month at a time, for the whole month (download to merge).
+
+        The macros' transaction lock serialises everything else.
+        """
+        # macros/common/ledger.sql (ledger_loader_columns) finds this lock's holder by the same key
+        return self._session_lock(
+            "hashtext(%s), %s", (f"tripdata-runner:{taxi}", month.year * 100 + month.month)
+        )
+
     @contextmanager
     def merge_lock(self) -> Iterator[None]:
         """Nothing to take: months merge into their own partitions, and the ledger locks rows."""
         yield
 
-    @contextmanager
-    def models_lock(self) -> Iterator[None]:
+    def models_lock(self) -> AbstractContextManager[None]:
         """One build of the models at a time on this server: two overlapping builds of one
         incremental model collide on dbt's temporary relation names."""
-        connection = self.connect()
-        with connection.cursor() as cursor:
-            cursor.execute("select pg_advisory_lock(hashtext('nyc_taxi:models'))")
-        connection.commit()
-        try:
-            yield
-        finally:
-            if not connection.closed:
-                connection.rollback()
-                with connection.cursor() as cursor:
-                    cursor.execute("select pg_advisory_unlock(hashtext('nyc_taxi:models'))")
-                connection.commit()
+        return self._session_lock("hashtext('nyc_taxi:models')")
 
     def close(self) -> None:
         if self._connection is not None and not self._connection.closed:
