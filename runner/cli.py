@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+
+from runner.kestra import NAMESPACE
 
 if TYPE_CHECKING:
     from runner.pipeline import MonthOutcome, Warehouse
@@ -83,6 +86,16 @@ CacheOption = Annotated[
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+def interrupted(after: str) -> NoReturn:
+    """Ctrl-C or SIGTERM while loading: the pipeline rolled the month back; say so, exit 130."""
+    typer.secho(
+        f"interrupted: the month in progress was rolled back and marked failed; {after}",
+        err=True,
+        fg=typer.colors.YELLOW,
+    )
+    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def info(message: str) -> None:
@@ -212,23 +225,15 @@ def _run(
         with reporter:
             result = pipeline.run(months, on_done=done, plan=plan)
     except KeyboardInterrupt:
-        typer.secho(
-            "interrupted: the month in progress was rolled back and marked failed; finished months are kept",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        interrupted("finished months are kept")
     finally:
         pipeline.warehouse.close()
 
     failed = [o for o in result.outcomes if o.failed]
     resume = _resume_command(failed, target, jobs) if failed else None
-    counts: dict[str, int] = {}
-    for outcome in result.outcomes:
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
     output.emit(
         {
-            "summary": counts,
+            "summary": dict(Counter(o.status for o in result.outcomes)),
             "months_seconds": round(result.months_seconds, 2),
             "models_seconds": round(result.models_seconds, 2),
             "downstream_error": result.downstream_error,
@@ -526,13 +531,7 @@ def schedule(
     except LockHeld as error:
         fail(str(error))
     except KeyboardInterrupt:
-        typer.secho(
-            "interrupted: the month in progress was rolled back and marked failed; "
-            "its tick fires again at the next start (recover_missed)",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        interrupted("its tick fires again at the next start (recover_missed)")
     finally:
         pipeline.warehouse.close()
         store.close()
@@ -572,9 +571,7 @@ def kestra_emit(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the flow files into.")] = Path(
         "kestra/flows"
     ),
-    namespace: Annotated[
-        str, typer.Option("--namespace", help="Kestra namespace of the flows.")
-    ] = "nyc_taxi",
+    namespace: Annotated[str, typer.Option("--namespace", help="Kestra namespace of the flows.")] = NAMESPACE,
 ) -> None:
     """Write the project's Kestra flows (one YAML file each) built from the dbt project and schedules.yml."""
     from runner.kestra.flows import emit

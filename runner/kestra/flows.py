@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from runner.bigquery import LANDING_TABLE_EXPIRY_MS
+from runner.kestra import NAMESPACE
 from runner.project import Month, Project, TaxiSpec, load_project
 
-NAMESPACE = "nyc_taxi"
 PROFILE = "nyc_taxi"  # dbt_project.yml `profile:`
 SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"  # runner/source.py
 
