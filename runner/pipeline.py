@@ -175,21 +175,21 @@ class Pipeline:
         started = time.monotonic()
         to_load = []
         for decided in plan if plan is not None else self.plan(months):
-            if decided.action == "skip" and decided.last_state == "running":
-                self._end_abandoned_loads(decided.spec, decided.month)  # a killed reload left its row
-            if decided.action == "skip":
-                done(
-                    MonthOutcome(
-                        decided.spec.name,
-                        decided.month,
-                        "skipped",
-                        rows=decided.rows_loaded,
-                        message=decided.reason,
-                        load_id=decided.load_id,
-                    )
-                )
-            else:
+            if decided.action != "skip":
                 to_load.append((decided.spec, decided.month))
+                continue
+            if decided.last_state == "running":
+                self._end_abandoned_loads(decided.spec, decided.month)  # a killed reload left its row
+            done(
+                MonthOutcome(
+                    decided.spec.name,
+                    decided.month,
+                    "skipped",
+                    rows=decided.rows_loaded,
+                    message=decided.reason,
+                    load_id=decided.load_id,
+                )
+            )
         if self.settings.jobs > 1 and len(to_load) > 1:
             from runner.parallel import load_months
 
