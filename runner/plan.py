@@ -10,25 +10,12 @@ skip     loaded from an identical file (checksum of a local or cached copy)
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runner.project import Month, TaxiSpec
-from runner.source import (
-    SourceError,
-    _cached_meta,
-    _fetch_local,
-    _join_url,
-    _parse_source,
-    _strip_userinfo,
-    http_request,
-    redact,
-)
-
-HEAD_TIMEOUT = 15.0
+from runner.source import Probe, probe
 
 
 @dataclass(frozen=True)
@@ -49,49 +36,6 @@ class MonthPlan:
             "reason": self.reason,
             "rows_loaded": self.rows_loaded,
         }
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What the source says about a month's file without downloading it."""
-
-    size: int | None = None
-    sha256: str | None = None  # when the bytes are at hand: a local file, or a still-valid cached copy
-    missing: bool = False
-    error: str | None = None
-
-
-def probe(spec: TaxiSpec, month: Month, source: str | None, cache_dir: Path) -> Probe:
-    kind, base = _parse_source(source)
-    filename = spec.filename(month)
-    if kind == "local":
-        path = Path(base) / spec.name / filename
-        if not path.is_file():
-            return Probe(missing=True)
-        try:
-            local = _fetch_local(path, f"{filename} ({spec.name} {month})", None)
-        except SourceError as error:
-            return Probe(error=str(error))
-        return Probe(size=local.size, sha256=local.sha256)
-
-    url, credentials = _strip_userinfo(_join_url(base, spec.name, filename))
-    request = http_request(url, credentials, method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=HEAD_TIMEOUT) as response:
-            length = response.headers.get("Content-Length")
-            etag = response.headers.get("ETag")
-    except urllib.error.HTTPError as error:
-        if error.code in (404, 410):
-            return Probe(missing=True)
-        return Probe(error=f"HTTP {error.code} on HEAD {redact(url)}")
-    except OSError as error:
-        return Probe(error=f"{type(error).__name__} on HEAD {redact(url)}")
-    size = int(length) if length and length.isdigit() else None
-    cached = _cached_meta(Path(cache_dir) / spec.name / filename, url)
-    # the cached copy is the source's file while its ETag (or, without one, its size) still matches
-    if cached and size == cached["size"] and (etag is None or etag == cached.get("etag")):
-        return Probe(size=size, sha256=cached["sha256"])
-    return Probe(size=size)
 
 
 def decide(
@@ -131,7 +75,8 @@ def plan_months(
     for spec, month in plan:
         state = states.get((spec.name, str(month)))
         success = warehouse.last_success(spec.name, month) if state is not None else None
-        action, reason = decide(state, success, probe(spec, month, source, cache_dir), force)
+        found = probe(spec.name, month, spec.filename(month), source=source, cache_dir=cache_dir)
+        action, reason = decide(state, success, found, force)
         decided.append(
             MonthPlan(
                 spec,

@@ -163,6 +163,25 @@ def default_cache_dir() -> Path:
 # --- fetching ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Location:
+    """Where one month's file is: a local file, or a URL (its credentials apart) and its cached copy."""
+
+    label: str  # "<file> (<taxi> <month>)", for messages
+    path: Path  # the local file, or where the cache keeps the download
+    url: str | None = None  # None: a local source
+    credentials: tuple[str, str] | None = None
+
+
+def locate(taxi: str, month: Month, filename: str, source: str | None, cache_dir: Path) -> Location:
+    kind, base = _parse_source(source)
+    label = f"{filename} ({taxi} {month})"
+    if kind == "local":
+        return Location(label, Path(base) / taxi / filename)
+    url, credentials = _strip_userinfo(_join_url(base, taxi, filename))
+    return Location(label, Path(cache_dir) / taxi / filename, url, credentials)
+
+
 def fetch(
     taxi: str,
     month: Month,
@@ -182,13 +201,11 @@ def fetch(
     failures (5xx, connection errors, timeouts, truncated bodies) are retried `retries` times with
     exponential backoff; 4xx are not. Raises SourceError when the file cannot be had.
     """
-    kind, base = _parse_source(source)
-    label = f"{filename} ({taxi} {month})"
-    if kind == "local":
-        return _fetch_local(Path(base) / taxi / filename, label, progress)
+    where = locate(taxi, month, filename, source, cache_dir)
+    if where.url is None:
+        return _fetch_local(where.path, where.label, progress)
 
-    url, credentials = _strip_userinfo(_join_url(base, taxi, filename))
-    target = Path(cache_dir) / taxi / filename
+    url, credentials, target, label = where.url, where.credentials, where.path, where.label
     cached = _cached_meta(target, url)
     attempts = max(0, retries) + 1
     last_error = ""
@@ -386,6 +403,52 @@ def _write_meta(target: Path, meta: dict[str, Any], label: str) -> None:
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise SourceError(f"{label}: could not write {sidecar}: {error}") from error
+
+
+# --- looking without downloading (the plan) ------------------------------------------------------
+
+HEAD_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the source says about a month's file without downloading it."""
+
+    size: int | None = None
+    sha256: str | None = None  # when the bytes are at hand: a local file, or a still-valid cached copy
+    missing: bool = False
+    error: str | None = None
+
+
+def probe(taxi: str, month: Month, filename: str, *, source: str | None, cache_dir: Path) -> Probe:
+    """A local file's size and checksum; for a URL, a HEAD request, and the cached copy's checksum
+    while the source's ETag (or, without one, its size) still matches it."""
+    where = locate(taxi, month, filename, source, cache_dir)
+    if where.url is None:
+        if not where.path.is_file():
+            return Probe(missing=True)
+        try:
+            local = _fetch_local(where.path, where.label, None)
+        except SourceError as error:
+            return Probe(error=str(error))
+        return Probe(size=local.size, sha256=local.sha256)
+
+    request = http_request(where.url, where.credentials, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=HEAD_TIMEOUT) as response:
+            length = response.headers.get("Content-Length")
+            etag = response.headers.get("ETag")
+    except urllib.error.HTTPError as error:
+        if error.code in (404, 410):
+            return Probe(missing=True)
+        return Probe(error=f"HTTP {error.code} on HEAD {redact(where.url)}")
+    except OSError as error:
+        return Probe(error=f"{type(error).__name__} on HEAD {redact(where.url)}")
+    size = int(length) if length and length.isdigit() else None
+    cached = _cached_meta(where.path, where.url)
+    if cached and size == cached["size"] and (etag is None or etag == cached.get("etag")):
+        return Probe(size=size, sha256=cached["sha256"])
+    return Probe(size=size)
 
 
 def _cached_meta(target: Path, url: str) -> dict[str, Any] | None:
