@@ -1,10 +1,13 @@
 {#-
-    fact_trips and dm_monthly_zone_revenue are incremental by file month: a build replaces whole
-    file months (both service types), never single rows. Which months:
+    fact_trips and dm_monthly_zone_revenue are built by file month: a build replaces whole file
+    months (both service types), never single rows, and costs those months, not the history.
+    Which months:
       - `--vars '{taxi: green, month: 2019-01}'` (a month's ingestion): that month;
-      - `--vars '{refresh_months: [2019-01, 2019-02]}'` (the runner, after loading them): those;
-      - neither: the months loaded since the model was last built, from the ledger (a first build,
+      - `--vars '{refresh_months: [2019-01, 2019-02]}'` (the runner: the months it changed, and
+        those whose models were behind the ledger): those;
+      - neither (a plain `dbt build`): the months whose models are behind the ledger (a first build,
         or `--full-refresh`, takes every month).
+    The same months scope the data tests (macros/tests/get_where_subquery.sql).
 -#}
 
 {% macro refresh_months() %}
@@ -32,11 +35,14 @@
 {% endmacro %}
 
 
-{% macro month_slices_config(cluster_by) %}
+{% macro month_slices_config(cluster_by, postgres='incremental') %}
     {#-
-        Postgres: delete+insert keyed by file_month (one transaction). BigQuery: insert_overwrite of
+        Postgres: delete+insert keyed by file_month (one transaction, the month's rows found by
+        index), or with postgres='view' a view (nothing to replace). BigQuery: insert_overwrite of
         the file_month partitions the batch holds (one MERGE). Both find the months in the batch at
         run time: configs are fixed when dbt parses, before the runner's per-call vars.
+        A column added to a model is added to its table; a model built before it carried load_id
+        is rebuilt whole by the next build that names no months.
     -#}
     {%- if target.type == 'bigquery' -%}
         {{ return({
@@ -44,13 +50,18 @@
             'incremental_strategy': 'insert_overwrite',
             'partition_by': {'field': 'file_month', 'data_type': 'date'},
             'cluster_by': cluster_by,
+            'on_schema_change': 'append_new_columns',
         }) }}
+    {%- endif -%}
+    {%- if postgres == 'view' -%}
+        {{ return({'materialized': 'view'}) }}
     {%- endif -%}
     {{ return({
         'materialized': 'incremental',
         'incremental_strategy': 'delete+insert',
         'unique_key': 'file_month',
         'indexes': [{'columns': ['file_month']}],
+        'on_schema_change': 'append_new_columns',
     }) }}
 {% endmacro %}
 
@@ -66,14 +77,43 @@
     {%- set months = refresh_months() -%}
     {%- if months -%}
         {{ in_file_months(column, months) }}
+    {%- elif 'load_id' not in adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+        {#- built before the models recorded their load: every month -#}
+        true
     {%- else -%}
+        {#- the months whose current load is not the one the model was built from -#}
         {{ column }} in (
             select loads.file_month
-            from {{ source('ingestion', 'load_ledger') }} as loads
-            where loads.state = 'succeeded' and loads.action in ('loaded', 'replaced')
-                and loads.finished_at > (
-                    select coalesce(max(built.loaded_at), cast('1970-01-01' as timestamp)) from {{ this }} as built
-                )
+            from ({{ current_loads() }}) as loads
+            where not exists (
+                select 1 from {{ this }} as built
+                where built.load_id = loads.load_id
+            )
         )
     {%- endif -%}
 {% endmacro %}
+
+
+{% macro current_loads() %}
+    {#-
+        Per taxi and file month, the load whose rows the main table holds: the last successful
+        load that wrote rows (an `unchanged` load leaves the rows, and their load_id, as they were).
+        Two loads of a month never overlap (the month lock), so the last to finish is the last to commit.
+    -#}
+    select
+        taxi,
+        file_month,
+        load_id,
+        finished_at
+    from (
+        select
+            taxi,
+            file_month,
+            load_id,
+            finished_at,
+            row_number() over (partition by taxi, file_month order by finished_at desc, load_id desc) as recency
+        from {{ source('ingestion', 'load_ledger') }}
+        where state = 'succeeded' and action in ('loaded', 'replaced')
+    ) as loads
+    where recency = 1
+{%- endmacro %}

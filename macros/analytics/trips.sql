@@ -34,3 +34,49 @@
 {% macro default__month_start(column) %}cast(date_trunc('month', {{ column }}) as date){% endmacro %}
 
 {% macro bigquery__month_start(column) %}date_trunc(date({{ column }}), month){% endmacro %}
+
+
+{% macro revenue_column(amount) -%}
+    {#- The mart's column summing an amount: revenue_monthly_fare, revenue_monthly_tip_amount, ... -#}
+    revenue_monthly_{{ amount | replace('fare_amount', 'fare') }}
+{%- endmacro %}
+
+
+{% macro trip_totals(relation, months, trips='count(*)', amount_column=none) %}
+    {#-
+        Trips and the sum of every amount per service type and file month, in the given months
+        (all when none). amount_column maps an amount to the relation's column for it (the mart).
+    -#}
+    select
+        service_type,
+        file_month,
+        {{ trips }} as trips,
+        {%- for amount in trip_amount_columns() %}
+            coalesce(sum({{ amount_column(amount) if amount_column else amount }}), 0) as {{ amount }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ relation }}
+    {%- if months %}
+        where {{ in_file_months('file_month', months) }}
+    {%- endif %}
+    group by service_type, file_month
+{%- endmacro %}
+
+
+{% macro trip_totals_mismatches(layer, next_layer) %}
+    {#- Rows of two trip_totals CTEs that disagree, or that only one of them has. -#}
+    select
+        {{ sql_string(layer) }} as layer,
+        {{ sql_string(next_layer) }} as next_layer,
+        coalesce({{ layer }}.service_type, {{ next_layer }}.service_type) as service_type,
+        coalesce({{ layer }}.file_month, {{ next_layer }}.file_month) as file_month,
+        {{ layer }}.trips as trips_in_layer,
+        {{ next_layer }}.trips as trips_in_next_layer
+    from {{ layer }}
+    full outer join {{ next_layer }}
+        on {{ layer }}.service_type = {{ next_layer }}.service_type and {{ layer }}.file_month = {{ next_layer }}.file_month
+    where
+        {{ layer }}.trips is distinct from {{ next_layer }}.trips
+        {%- for amount in trip_amount_columns() %}
+            or {{ layer }}.{{ amount }} is distinct from {{ next_layer }}.{{ amount }}
+        {%- endfor %}
+{%- endmacro %}

@@ -1,4 +1,5 @@
-{{ config(**month_slices_config(cluster_by=['service_type', 'pickup_location_id'])) -}}
+{#- Postgres: a view, so replacing a month of the main tables replaces it here at no cost. -#}
+{{ config(**month_slices_config(cluster_by=['service_type', 'pickup_location_id'], postgres='view')) -}}
 
 with
 
@@ -14,7 +15,13 @@ yellow_trips as (
 
 ),
 
-zones as (
+pickup_zones as (
+
+    select * from {{ ref('dim_zones') }}
+
+),
+
+dropoff_zones as (
 
     select * from {{ ref('dim_zones') }}
 
@@ -54,9 +61,9 @@ final as (
         coalesce(dropoff_zone.zone, 'Unknown') as dropoff_zone
     from trips_to_build as trips
     -- left joins: trips in unknown zones stay
-    left join zones as pickup_zone
+    left join pickup_zones as pickup_zone
         on trips.pickup_location_id = pickup_zone.location_id
-    left join zones as dropoff_zone
+    left join dropoff_zones as dropoff_zone
         on trips.dropoff_location_id = dropoff_zone.location_id
     left join loads
         on trips.load_id = loads.load_id

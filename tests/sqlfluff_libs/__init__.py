@@ -17,6 +17,10 @@ class _Adapter:
 
         return render
 
+    def get_columns_in_relation(self, relation: object) -> list[SimpleNamespace]:
+        """The columns the incremental filters ask about: they render their fullest branch."""
+        return [SimpleNamespace(name="file_month"), SimpleNamespace(name="load_id")]
+
 
 adapter = _Adapter()
 
