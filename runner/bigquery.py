@@ -287,16 +287,28 @@ class BigQueryWarehouse:
 
     # --- the ledger ---------------------------------------------------------------------------
 
-    def _query(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def _table(self, relation: str) -> Any | None:
+        """A table or view by dbt's relation name (`project`.`dataset`.`name`), or None if missing."""
         from google.api_core.exceptions import NotFound
+
+        try:
+            return self.bigquery.get_table(relation.replace("`", ""))
+        except NotFound:
+            return None
+
+    def _query(
+        self, query: str, params: dict[str, Any] | None = None, needs: str | None = None
+    ) -> list[dict[str, Any]] | None:
+        """Rows as dicts; None when the relation the query needs (default: the ledger) does not exist."""
         from google.cloud import bigquery
 
         ledger = f"`{self.config.project}.{self.config.dataset}.load_ledger`"
-        if not self._ledger_exists:  # no ledger yet: nothing loaded (a query would fail)
-            try:
-                self.bigquery.get_table(f"{self.config.project}.{self.config.dataset}.load_ledger")
-            except NotFound:
-                return []
+        if needs is not None:
+            if self._table(needs) is None:
+                return None
+        elif not self._ledger_exists:  # no ledger yet: nothing loaded (a query would fail)
+            if self._table(ledger) is None:
+                return None
             self._ledger_exists = True
         types = {str: "STRING", int: "INT64"}
         job_config = bigquery.QueryJobConfig(
@@ -314,6 +326,14 @@ class BigQueryWarehouse:
         rows = self._query("select * from {ledger} where load_id = @load_id", {"load_id": load_id})
         return rows[0] if rows else None
 
+    def model_loads(self, relation: str) -> list[dict[str, Any]] | None:
+        """The model_loads view (dbt's relation name), or None when the models were never built."""
+        return self._query(f"select * from {relation}", needs=relation)
+
+    def relation_comment(self, relation: str) -> str | None:
+        table = self._table(relation)
+        return table.description if table is not None else None
+
     def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None:
         rows = self._query(
             "select * from {ledger} where taxi = @taxi and file_month = @file_month and state = 'succeeded'"
@@ -324,8 +344,9 @@ class BigQueryWarehouse:
 
     def month_states(self) -> list[dict[str, Any]]:
         """Per taxi and file month: the latest attempt, and the rows of the last successful load."""
-        return self._query(
-            """
+        return (
+            self._query(
+                """
             select
                 taxi, file_month, state, action, error, started_at, finished_at, load_id,
                 last_value(if(state = 'succeeded', rows_loaded, null) ignore nulls) over (
@@ -337,4 +358,6 @@ class BigQueryWarehouse:
             qualify row_number() over (partition by taxi, file_month order by started_at desc) = 1
             order by taxi, file_month
             """
+            )
+            or []
         )

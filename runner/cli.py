@@ -88,13 +88,11 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def interrupted(after: str) -> NoReturn:
-    """Ctrl-C or SIGTERM while loading: the pipeline rolled the month back; say so, exit 130."""
-    typer.secho(
-        f"interrupted: the month in progress was rolled back and marked failed; {after}",
-        err=True,
-        fg=typer.colors.YELLOW,
-    )
+def interrupted(error: KeyboardInterrupt, after: str) -> NoReturn:
+    """Ctrl-C or SIGTERM: say what the warehouse holds (the pipeline read it from the ledger), exit 130."""
+    for line in getattr(error, "lines", None) or ["nothing was changed"]:
+        typer.secho(f"interrupted: {line}", err=True, fg=typer.colors.YELLOW)
+    typer.secho(f"interrupted: {after}", err=True, fg=typer.colors.YELLOW)
     raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -224,8 +222,8 @@ def _run(
 
         with reporter:
             result = pipeline.run(months, on_done=done, plan=plan)
-    except KeyboardInterrupt:
-        interrupted("finished months are kept")
+    except KeyboardInterrupt as stop:
+        interrupted(stop, "run the same command again to finish")
     finally:
         pipeline.warehouse.close()
 
@@ -333,13 +331,17 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the ledger's view as JSON lines.")] = False,
     target: TargetOption = Target.pg,
 ) -> None:
-    """What is loaded: a grid of taxi type x file month with rows and state, from the ledger."""
+    """What is loaded: a grid of taxi type x file month with rows and state, and whether the models
+    reflect each month's rows."""
+    from runner.pipeline import Settings, make_pipeline
     from runner.progress import print_status
+    from runner.source import default_cache_dir
 
     project = _project()
     warehouse = _warehouse(project, target, need_bucket=False)
+    pipeline = make_pipeline(project.root, Settings(None, default_cache_dir()), target.value, warehouse)
     try:
-        states = warehouse.month_states()
+        states = pipeline.month_status()
     finally:
         warehouse.close()
     print_status(project, states, as_json=as_json)
@@ -530,8 +532,8 @@ def schedule(
         summary = scheduler.run_due() if once else scheduler.run_forever(lambda: stop_requested)
     except LockHeld as error:
         fail(str(error))
-    except KeyboardInterrupt:
-        interrupted("its tick fires again at the next start (recover_missed)")
+    except KeyboardInterrupt as stop:
+        interrupted(stop, "its tick fires again at the next start (recover_missed)")
     finally:
         pipeline.warehouse.close()
         store.close()
@@ -580,8 +582,15 @@ def kestra_emit(
         typer.echo(str(path))
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops a run as Ctrl-C does: the month in progress is settled
+
+
 def main() -> None:
     """Console entry point: exit 0 ok, 1 a month failed, 2 bad usage or a crash, 130 interrupted."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         app()
     except KeyboardInterrupt:

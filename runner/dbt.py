@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,16 @@ class Dbt:
     _runner: Any = field(default=None, repr=False)
     _errors: list[str] = field(default_factory=list, repr=False)
     sql_log: list[str] | None = field(default=None, repr=False)  # a list: every statement dbt sends
+    # told of each node a build starts: (its place, the build's node count, what it is)
+    on_node_start: Callable[[int, int, str], None] | None = field(default=None, repr=False)
 
     def _collect(self, event: Any) -> None:
         if event.info.level == "error" and event.info.msg:
             self._errors.append(str(event.info.msg))
         if self.sql_log is not None and event.info.name == "SQLQuery":
             self.sql_log.append(event.data.sql)
+        if self.on_node_start is not None and event.info.name == "LogStartLine":
+            self.on_node_start(event.data.index, event.data.total, event.data.description)
 
     def _common_args(self) -> list[str]:
         args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
@@ -42,21 +47,31 @@ class Dbt:
             args += ["--target", self.target]
         return args
 
-    def invoke(self, command: list[str]) -> Any:
-        """Run one dbt command; dbt's console output is silenced (it still logs to logs/dbt.log)."""
-        from dbt.cli.main import dbtRunner
+    def parse(self) -> Any:
+        """Import dbt and parse the project, once; the manifest every later call reuses.
 
+        The runner parses before it touches a month, so that Ctrl-C while dbt starts (a few seconds)
+        stops a run that has changed nothing, and dbt is never used again half-imported.
+        """
         if self._runner is None:
+            from dbt.cli.main import dbtRunner
+
+            self._errors.clear()
             parsed = dbtRunner(callbacks=[self._collect]).invoke(
                 ["parse", "--log-level", "none", *self._common_args()]
             )
+            _raise_if_interrupted(parsed)
             if not parsed.success:
                 raise DbtError(self._message("dbt could not parse the project", parsed))
             self._runner = dbtRunner(manifest=parsed.result, callbacks=[self._collect])
+        return self._runner.manifest
+
+    def invoke(self, command: list[str]) -> Any:
+        """Run one dbt command; dbt's console output is silenced (it still logs to logs/dbt.log)."""
+        self.parse()
         self._errors.clear()
         result = self._runner.invoke([*command, "--log-level", "none", *self._common_args()])
-        if isinstance(result.exception, KeyboardInterrupt):
-            raise KeyboardInterrupt  # dbtRunner returns Ctrl-C as a result: the user asked to stop
+        _raise_if_interrupted(result)
         if not result.success:
             raise DbtError(self._message(f"dbt {command[0]} failed", result))
         return result.result
@@ -79,6 +94,14 @@ class Dbt:
         ]
         return "\n".join(lines) or fallback
 
+    def seeds(self) -> dict[str, tuple[str, str]]:
+        """Each seed's name: its relation in the warehouse, and the checksum of its file as dbt parsed it."""
+        return {
+            node.name: (node.relation_name, node.checksum.checksum)
+            for node in self.parse().nodes.values()
+            if node.resource_type == "seed"
+        }
+
     def run_operation(self, macro: str, args: dict[str, Any]) -> None:
         self.invoke(["run-operation", macro, "--args", json.dumps(args)])
 
@@ -88,18 +111,28 @@ class Dbt:
         exclude: list[str] | None = None,
         variables: dict[str, Any] | None = None,
         populate_cache: bool = True,
+        indirect: str = "cautious",
+        full_refresh: bool = False,
     ) -> Any:
+        """dbt build. With a selection, `indirect` says which tests come along: cautious (only the
+        tests of what is selected: not e.g. a reconciliation test that also reads fact_trips) or
+        eager (every test that reads something selected)."""
         command = ["build"]
         if select:
-            command += ["--select", *select]
+            command += ["--select", *select, "--indirect-selection", indirect]
         if exclude:
             command += ["--exclude", *exclude]
         if variables:
             command += ["--vars", json.dumps(variables)]
+        if full_refresh:
+            command.append("--full-refresh")
         if not populate_cache:
             # dbt lists every relation of the schema first; the month merge asks the server itself
             command.append("--no-populate-cache")
-        if select:
-            # only the tests of what is selected: not e.g. a reconciliation test that also reads fact_trips
-            command += ["--indirect-selection", "cautious"]
         return self.invoke(command)
+
+
+def _raise_if_interrupted(result: Any) -> None:
+    """dbtRunner returns Ctrl-C (and SIGTERM, which the CLI turns into it) as a result: re-raise it."""
+    if isinstance(result.exception, KeyboardInterrupt):
+        raise KeyboardInterrupt

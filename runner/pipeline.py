@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +23,17 @@ from runner.project import Month, Project, TaxiSpec
 from runner.source import FetchedFile, SourceError, fetch, is_local
 from runner.warehouse import WarehouseError
 
-__all__ = ["MonthOutcome", "Pipeline", "RunResult", "Settings", "Warehouse", "WarehouseError"]
+__all__ = [
+    "MonthOutcome",
+    "Pipeline",
+    "RunInterrupted",
+    "RunResult",
+    "Settings",
+    "Warehouse",
+    "WarehouseError",
+]
+
+MODEL_LOADS = "model.nyc_taxi.model_loads"  # per taxi month: the main table's load, the models' load
 
 
 class Reporter(Protocol):
@@ -32,6 +42,7 @@ class Reporter(Protocol):
     def stage(self, spec: TaxiSpec, month: Month, stage: str, total: int | None = None) -> None: ...
     def advance(self, done: int, total: int | None = None) -> None: ...
     def warn(self, text: str) -> None: ...
+    def models(self, done: int, total: int, node: str) -> None: ...
 
 
 # What a lost or refused warehouse connection says (psycopg2, dbt, the Google clients): worth a retry.
@@ -87,6 +98,8 @@ class Warehouse(Protocol):
     def load(self, load_id: str) -> dict[str, Any] | None: ...
     def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None: ...
     def month_states(self) -> list[dict[str, Any]]: ...
+    def model_loads(self, relation: str) -> list[dict[str, Any]] | None: ...
+    def relation_comment(self, relation: str) -> str | None: ...
     def models_lock(self) -> AbstractContextManager[None]: ...
     def merge_lock(self) -> AbstractContextManager[None]: ...
     def close(self) -> None: ...
@@ -100,6 +113,9 @@ class QuietReporter:
         pass
 
     def warn(self, text: str) -> None:
+        pass
+
+    def models(self, done: int, total: int, node: str) -> None:
         pass
 
 
@@ -135,10 +151,30 @@ class RunResult:
     downstream_error: str | None = None
     months_seconds: float = 0.0  # wall time of the months' loads (in parallel with --jobs)
     models_seconds: float = 0.0  # wall time of the one build of the models downstream
+    models_months: list[str] = field(default_factory=list)  # file months whose models the run rebuilt
+    models_behind: list[str] = field(default_factory=list)  # "green 2020-10": behind before the run
 
     @property
     def failed(self) -> bool:
         return self.downstream_error is not None or any(o.failed for o in self.outcomes)
+
+
+@dataclass(frozen=True)
+class ModelsState:
+    """Where the analytics models stand against the ledger and the project's seeds."""
+
+    built: bool  # model_loads exists: the models were built at least once
+    behind: tuple[tuple[str, Month], ...] = ()  # taxi months whose models reflect another load
+    loaded: tuple[Month, ...] = ()  # every file month the main tables hold
+    seeds_changed: tuple[str, ...] = ()  # seeds whose file is not the one loaded (or never loaded)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; `lines` say what the warehouse holds after it."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 @dataclass
@@ -163,9 +199,20 @@ class Pipeline:
     ) -> RunResult:
         """Load the months (oldest first; `settings.jobs` at once), then build the models downstream once.
 
-        Months the plan finds loaded from an identical file are skipped without a download.
+        Months the plan finds loaded from an identical file are skipped without a download. The
+        models build covers the months this run changed and the months whose models were behind
+        the ledger before it (an interrupted models build, a load by dbt alone).
         """
         result = RunResult()
+        self.dbt.parse()  # before anything changes: Ctrl-C while dbt starts leaves nothing to undo
+        before = self.models_state()
+        result.models_behind = [f"{taxi} {month}" for taxi, month in before.behind]
+        if before.behind:
+            self.reporter.warn(
+                f"the models of {', '.join(result.models_behind)} are behind the ledger"
+                " (a models build was interrupted, or dbt alone loaded without building them):"
+                " this run rebuilds them"
+            )
 
         def done(outcome: MonthOutcome) -> None:
             result.outcomes.append(outcome)
@@ -173,8 +220,26 @@ class Pipeline:
                 on_done(outcome)
 
         started = time.monotonic()
+        decided = plan if plan is not None else self.plan(months)
+        try:
+            self._load_months(decided, done)
+        except KeyboardInterrupt:
+            raise RunInterrupted(self._after_interrupt(decided, result)) from None
+        result.outcomes.sort(key=lambda o: (o.taxi, o.month))
+        result.months_seconds = time.monotonic() - started
+
+        changed = [(o.taxi, o.month) for o in result.outcomes if o.status in ("loaded", "replaced")]
+        started = time.monotonic()
+        try:
+            self.build_models(changed, before, result)
+        except KeyboardInterrupt:
+            raise RunInterrupted(self._after_interrupt(decided, result, models_started=True)) from None
+        result.models_seconds = time.monotonic() - started
+        return result
+
+    def _load_months(self, plan: list[MonthPlan], done: Callable[[MonthOutcome], None]) -> None:
         to_load = []
-        for decided in plan if plan is not None else self.plan(months):
+        for decided in plan:
             if decided.action != "skip":
                 to_load.append((decided.spec, decided.month))
                 continue
@@ -200,21 +265,118 @@ class Pipeline:
         else:
             for spec, month in to_load:
                 done(self.load_month(spec, month))
-        result.outcomes.sort(key=lambda o: (o.taxi, o.month))
-        result.months_seconds = time.monotonic() - started
 
-        changed = sorted({str(o.month) for o in result.outcomes if o.status in ("loaded", "replaced")})
-        if changed:
-            started = time.monotonic()
-            try:
-                # one build of the models at a time per warehouse (dbt's temporary relations collide);
-                # the analytics models rebuild exactly the file months this run changed
-                with self.warehouse.models_lock():
-                    self.dbt.build(variables={"refresh_months": changed})
-            except DbtError as error:
-                result.downstream_error = str(error)
-            result.models_seconds = time.monotonic() - started
-        return result
+    def models_state(self) -> ModelsState:
+        """From model_loads (a dbt view) and the seeds' tables: what the models build must catch up on."""
+        manifest = self.dbt.parse()
+        rows = self.warehouse.model_loads(manifest.nodes[MODEL_LOADS].relation_name)
+        seeds_changed = tuple(
+            name
+            for name, (relation, checksum) in self.dbt.seeds().items()
+            if checksum not in (self.warehouse.relation_comment(relation) or "")
+        )
+        if rows is None:
+            return ModelsState(built=False, seeds_changed=seeds_changed)
+        return ModelsState(
+            built=True,
+            behind=tuple(
+                sorted(
+                    (row["taxi"], Month.of(row["file_month"])) for row in rows if not row["models_current"]
+                )
+            ),
+            loaded=tuple(sorted({Month.of(row["file_month"]) for row in rows})),
+            seeds_changed=seeds_changed,
+        )
+
+    def month_status(self) -> list[dict[str, Any]]:
+        """The ledger's view per taxi and file month (Warehouse.month_states), and whether the
+        models reflect the month's rows: `models` is current, behind, or None (nothing loaded)."""
+        states = self.warehouse.month_states()
+        rows = self.warehouse.model_loads(self.dbt.parse().nodes[MODEL_LOADS].relation_name) or []
+        current = {(row["taxi"], Month.of(row["file_month"])): row["models_current"] for row in rows}
+        for state in states:
+            loaded = state["rows_loaded"] is not None
+            state["models"] = (
+                ("current" if current.get((state["taxi"], Month.of(state["file_month"]))) else "behind")
+                if loaded
+                else None
+            )
+        return states
+
+    def build_models(self, changed: list[tuple[str, Month]], state: ModelsState, result: RunResult) -> None:
+        """Build what is downstream of the months changed and the months behind, for those months only.
+
+        The selection is the main tables changed and what is downstream of them (dbt's `green_tripdata+`),
+        with var refresh_months: the incremental models replace those file months, the data tests
+        check those months. A seed whose file changed is reloaded (--full-refresh: the table is made
+        anew, with its index), and every month rebuilt (the mart names zones). Models never built:
+        the whole project, once.
+        """
+        months = sorted({month for _, month in changed} | {month for _, month in state.behind})
+        taxis = sorted({taxi for taxi, _ in changed} | {taxi for taxi, _ in state.behind})
+        select: list[str] | None = [f"{self.project.taxi(taxi).main_table}+" for taxi in taxis]
+        full_refresh = False
+        if not state.built:
+            select = None  # the first build makes every model; a plain build takes every month
+        elif state.seeds_changed:
+            self.reporter.warn(
+                f"the seed {', '.join(state.seeds_changed)} changed: reloading it"
+                " and rebuilding every month's models"
+            )
+            months = list(state.loaded)
+            select = [f"{seed}+" for seed in state.seeds_changed] + [
+                f"{spec.main_table}+" for spec in self.project.taxis.values()
+            ]
+            full_refresh = True
+        elif not months:
+            return
+        result.models_months = [str(month) for month in months]
+        # a first build, or a full refresh, takes every month and tests every month
+        variables = {"refresh_months": result.models_months} if select and not full_refresh else None
+        try:
+            # one build of the models at a time per warehouse (dbt's temporary relations collide)
+            with self.warehouse.models_lock():
+                self.dbt.on_node_start = self.reporter.models
+                self.dbt.build(
+                    select=select, variables=variables, indirect="eager", full_refresh=full_refresh
+                )
+        except DbtError as error:
+            result.downstream_error = str(error)
+        finally:
+            self.dbt.on_node_start = None
+
+    def _after_interrupt(
+        self, plan: list[MonthPlan], result: RunResult, models_started: bool = False
+    ) -> list[str]:
+        """What the warehouse holds after Ctrl-C, from the ledger (the truth, whatever was cut off)."""
+        lines = []
+        try:
+            self.warehouse.close()  # a cut-off COPY leaves the connection unusable
+            merged = []
+            for decided in plan:
+                if decided.action == "skip":
+                    continue
+                current = self.warehouse.last_success(decided.spec.name, decided.month)
+                if current is not None and current["load_id"] != decided.load_id:
+                    merged.append(f"{decided.spec.name} {decided.month}")
+                elif (decided.spec.name, decided.month) not in {(o.taxi, o.month) for o in result.outcomes}:
+                    lines.append(
+                        f"{decided.spec.name} {decided.month}: stopped before its merge committed; "
+                        "the month is as it was"
+                    )
+        except WarehouseError as error:
+            return [*lines, f"the ledger could not be read after the interrupt: {error}"]
+        finally:
+            self.warehouse.close()
+        if merged:
+            lines.append(f"merged before the interrupt, and kept: {', '.join(merged)}")
+        behind = merged + (result.models_behind if models_started else [])
+        if behind:
+            lines.append(
+                f"the models of {', '.join(dict.fromkeys(behind))} are behind the ledger:"
+                " the next run rebuilds them"
+            )
+        return lines or ["nothing was changed"]
 
     def load_month(self, spec: TaxiSpec, month: Month) -> MonthOutcome:
         """One month, tried again with backoff when it failed because the warehouse went away."""
@@ -312,7 +474,7 @@ class Pipeline:
             self._record_failure(load_id, spec, month, str(error))
             return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id)
         except KeyboardInterrupt:
-            self._record_failure(load_id, spec, month, "interrupted")
+            self._end_interrupted_load(load_id)
             raise
 
         load = self.warehouse.load(load_id) or {}
@@ -322,6 +484,18 @@ class Pipeline:
             )
             return MonthOutcome(spec.name, month, "failed", message=message, load_id=load_id)
         return MonthOutcome(spec.name, month, load["action"], rows=load["rows_loaded"], load_id=load_id)
+
+    def _end_interrupted_load(self, load_id: str) -> None:
+        """After Ctrl-C in a month's load: its ledger row, if still running, is marked failed.
+
+        A merge that committed stays succeeded (tripdata_fail_load changes running rows only).
+        If dbt cannot do it, the row ends as abandoned: its loader's session ends with this process.
+        """
+        self.warehouse.close()  # frees the month (the runner lock) and drops a cut-off COPY
+        with suppress(DbtError):
+            self.dbt.run_operation(
+                "tripdata_fail_load", {"load_id": load_id, "error": "interrupted (Ctrl-C or SIGTERM)"}
+            )
 
     def _end_abandoned_loads(self, spec: TaxiSpec, month: Month) -> None:
         """Best effort: a running row whose loader is gone is marked failed (macros/common/ledger.sql)."""

@@ -94,7 +94,12 @@ class RichReporter:
         self._bytes.update(self._current, completed=done)
 
     def warn(self, text: str) -> None:
-        stderr.print(f"[yellow]warning:[/] {text}")
+        stderr.print(f"[yellow]warning:[/] {text}", highlight=False)
+
+    def models(self, done: int, total: int, node: str) -> None:
+        """The models build after the months: which node of how many dbt is on."""
+        assert self._current is not None
+        self._bytes.reset(self._current, total=None, description=f"models {done}/{total}: {node}")
 
     def month_done(self, outcome: MonthOutcome) -> None:
         style = STATUS_STYLE.get(outcome.status, "")
@@ -124,28 +129,37 @@ def print_plan(plan: list[MonthPlan]) -> None:
 
 
 def print_summary(result: RunResult | None) -> None:
-    if result is None or not result.outcomes:
+    if result is None:
         return
-    table = Table(title="runner summary", title_justify="left")
-    for column, justify in (
-        ("taxi", "left"),
-        ("month", "left"),
-        ("status", "left"),
-        ("rows", "right"),
-        ("seconds", "right"),
-        ("note", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for o in result.outcomes:
-        table.add_row(
-            o.taxi,
-            str(o.month),
-            f"[{STATUS_STYLE.get(o.status, '')}]{o.status}[/]",
-            f"{o.rows:,}" if o.rows is not None else "",
-            f"{o.seconds:.1f}",
-            (o.message.splitlines() or [""])[0][:120],
+    if result.outcomes:
+        table = Table(title="runner summary", title_justify="left")
+        for column, justify in (
+            ("taxi", "left"),
+            ("month", "left"),
+            ("status", "left"),
+            ("rows", "right"),
+            ("seconds", "right"),
+            ("note", "left"),
+        ):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for o in result.outcomes:
+            table.add_row(
+                o.taxi,
+                str(o.month),
+                f"[{STATUS_STYLE.get(o.status, '')}]{o.status}[/]",
+                f"{o.rows:,}" if o.rows is not None else "",
+                f"{o.seconds:.1f}",
+                (o.message.splitlines() or [""])[0][:120],
+            )
+        stdout.print(table)
+    if result.models_months:
+        total = result.months_seconds + result.models_seconds
+        share = f" ({result.models_seconds / total:.0%} of the run)" if total else ""
+        stdout.print(
+            f"months {result.months_seconds:.1f} s; models {result.models_seconds:.1f} s{share},"
+            f" built for {', '.join(result.models_months)}",
+            highlight=False,
         )
-    stdout.print(table)
     if result.downstream_error:
         stderr.print(f"[red]downstream models failed:[/] {result.downstream_error}", highlight=False)
 
@@ -179,11 +193,15 @@ def print_status(project: Project, states: list[dict[str, Any]], as_json: bool =
                 if state["state"] == "succeeded"
                 else f" [{STATUS_STYLE[state['state']]}]{state['state']}[/]"
             )
+            if state.get("models") == "behind":
+                flag += " [yellow]models behind[/]"
             cells.append(f"{rows}{flag}")
         table.add_row(str(month), *cells)
     stdout.print(table)
     stdout.print(
-        "[dim]rows in the main table; a state is shown when a month's latest load did not succeed[/]"
+        "[dim]rows in the main table; a state is shown when a month's latest load did not succeed;"
+        " 'models behind': the analytics models do not reflect the month's rows yet (the next run"
+        " rebuilds them); · never loaded[/]"
     )
     failed = [s for s in states if s["state"] == "failed"]
     for state in failed:

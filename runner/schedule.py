@@ -447,31 +447,34 @@ class Scheduler:
         pending: list[Month] = []
         if in_range:
             self.log(f"{label}: loading {trigger.taxi} {', '.join(map(str, in_range))}")
-            spec = project.taxi(trigger.taxi)
-            self.loading = True
-            try:
-                result = self.pipeline.run([(spec, month) for month in in_range])
-            finally:
-                self.loading = False
-            for outcome in result.outcomes:
-                what = f"{outcome.taxi} {outcome.month}"
-                if outcome.unpublished:
-                    pending.append(outcome.month)
-                    summary.pending.append(what)
-                    self.log(f"{label}: {what} not published yet: pending, tried again at the next tick")
-                elif outcome.failed:
-                    summary.failed.append(what)
-                    self.log(
-                        f"{label}: {what} FAILED: {outcome.message} "
-                        f"(to retry: runner load --taxi {outcome.taxi} --month {outcome.month})"
-                    )
-                else:
-                    rows = f" ({outcome.rows:,} rows)" if outcome.rows is not None else ""
-                    summary.done.append(f"{what} {outcome.status}")
-                    self.log(f"{label}: {what} {outcome.status}{rows}")
-            if result.downstream_error:
-                summary.failed.append("downstream models")
-                self.log(f"{label}: building the downstream models FAILED: {result.downstream_error}")
+        spec = project.taxi(trigger.taxi)
+        self.loading = True
+        try:
+            # with no month in range it still rebuilds the models that are behind the ledger
+            result = self.pipeline.run([(spec, month) for month in in_range])
+        finally:
+            self.loading = False
+        if result.models_behind and not result.downstream_error:
+            self.log(f"{label}: rebuilt the models of {', '.join(result.models_behind)} (behind the ledger)")
+        for outcome in result.outcomes:
+            what = f"{outcome.taxi} {outcome.month}"
+            if outcome.unpublished:
+                pending.append(outcome.month)
+                summary.pending.append(what)
+                self.log(f"{label}: {what} not published yet: pending, tried again at the next tick")
+            elif outcome.failed:
+                summary.failed.append(what)
+                self.log(
+                    f"{label}: {what} FAILED: {outcome.message} "
+                    f"(to retry: runner load --taxi {outcome.taxi} --month {outcome.month})"
+                )
+            else:
+                rows = f" ({outcome.rows:,} rows)" if outcome.rows is not None else ""
+                summary.done.append(f"{what} {outcome.status}")
+                self.log(f"{label}: {what} {outcome.status}{rows}")
+        if result.downstream_error:
+            summary.failed.append("downstream models")
+            self.log(f"{label}: building the downstream models FAILED: {result.downstream_error}")
         self.store.write(trigger, TriggerState(last_tick=tick, pending=tuple(pending)))
 
     def next_tick(self) -> datetime | None:

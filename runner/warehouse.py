@@ -169,16 +169,18 @@ class Warehouse:
             raise
         return rows
 
-    def _query(self, query: str, params: tuple = ()) -> list[dict[str, Any]]:
+    def _query(self, query: str, params: tuple = (), needs: str | None = None) -> list[dict[str, Any]] | None:
+        """Rows as dicts; None when the relation the query needs (default: the ledger) does not exist."""
         import psycopg2
 
+        ledger = f'"{self.schema}".load_ledger'
         connection = self.connect()
         try:
             with connection.cursor() as cursor:
-                cursor.execute("select to_regclass(%s) is not null", (f'"{self.schema}".load_ledger',))
+                cursor.execute("select to_regclass(%s) is not null", (needs or ledger,))
                 if not cursor.fetchone()[0]:
-                    return []
-                cursor.execute(query.format(ledger=f'"{self.schema}".load_ledger'), params)
+                    return None
+                cursor.execute(query.format(ledger=ledger), params)
                 names = [column.name for column in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
@@ -191,6 +193,16 @@ class Warehouse:
         rows = self._query("select * from {ledger} where load_id = %s", (load_id,))
         return rows[0] if rows else None
 
+    def model_loads(self, relation: str) -> list[dict[str, Any]] | None:
+        """The model_loads view (dbt's relation name), or None when the models were never built."""
+        return self._query(f"select * from {relation}", needs=relation)
+
+    def relation_comment(self, relation: str) -> str | None:
+        rows = self._query(
+            "select obj_description(to_regclass(%s), 'pg_class') as comment", (relation,), needs=relation
+        )
+        return rows[0]["comment"] if rows else None
+
     def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None:
         rows = self._query(
             "select * from {ledger} where taxi = %s and file_month = %s and state = 'succeeded'"
@@ -201,8 +213,9 @@ class Warehouse:
 
     def month_states(self) -> list[dict[str, Any]]:
         """Per taxi and file month: the latest attempt, and the rows of the last successful load."""
-        return self._query(
-            """
+        return (
+            self._query(
+                """
             select distinct on (taxi, file_month)
                 taxi, file_month, state, action, error, started_at, finished_at, load_id,
                 (select s.rows_loaded from {ledger} as s
@@ -211,4 +224,6 @@ class Warehouse:
             from {ledger} as l
             order by taxi, file_month, started_at desc
             """
+            )
+            or []
         )

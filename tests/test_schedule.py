@@ -230,7 +230,8 @@ def test_scheduler_starts_from_now_keeps_pending_months_and_skips_out_of_range()
     clock[0] = at(2021, 9, 1, 9)  # the tick's month, 2021-08, is after the project's last month
     runs = len(pipeline.runs)
     summary = scheduler.run_due()
-    assert summary.skipped == ["green 2021-08"] and len(pipeline.runs) == runs
+    # no month to load; the run still happens, for the models that are behind the ledger
+    assert summary.skipped == ["green 2021-08"] and pipeline.runs[runs:] == [[]]
     assert any("outside the project's range 2019-01 to 2021-07" in line for line in logged)
 
 
