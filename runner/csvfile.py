@@ -63,17 +63,20 @@ class CsvStream:
         self._raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._gzip = gzip.GzipFile(fileobj=self._raw, mode="rb")
         self._progress = progress
-        self.failure: FileError | None = None
+        # psycopg2 turns an exception raised in read() into a failed COPY: the real one, for the caller
+        self.failure: FileError | KeyboardInterrupt | None = None
 
     def read(self, size: int = -1) -> bytes:
         try:
             data = self._gzip.read(size)
+            if self._progress is not None:
+                self._progress(self._raw.tell())
         except GZIP_ERRORS as error:
-            # psycopg2 turns an error raised here into a failed COPY: keep ours for the caller
             self.failure = FileError(f"{self._where}: truncated or corrupt gzip ({error}); nothing loaded")
             raise self.failure from error
-        if self._progress is not None:
-            self._progress(self._raw.tell())
+        except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM while the file streams
+            self.failure = stop
+            raise
         return data
 
     def close(self) -> None:

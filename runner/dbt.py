@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,17 +53,18 @@ class Dbt:
     def parse(self) -> Any:
         """Import dbt and parse the project, once; the manifest every later call reuses.
 
-        The runner parses before it touches a month, so that Ctrl-C while dbt starts (a few seconds)
-        stops a run that has changed nothing, and dbt is never used again half-imported.
+        The runner parses before it touches a month. Ctrl-C (or SIGTERM) while dbt imports and
+        parses, a few seconds, takes effect when it is done: a dbt cut off there is left
+        half-initialised and prints its own traceback; the run then stops having changed nothing.
         """
         if self._runner is None:
-            from dbt.cli.main import dbtRunner
+            with _signals_deferred():
+                from dbt.cli.main import dbtRunner
 
-            self._errors.clear()
-            parsed = dbtRunner(callbacks=[self._collect]).invoke(
-                ["parse", "--log-level", "none", *self._common_args()]
-            )
-            _raise_if_interrupted(parsed)
+                self._errors.clear()
+                parsed = dbtRunner(callbacks=[self._collect]).invoke(
+                    ["parse", "--log-level", "none", *self._common_args()]
+                )
             if not parsed.success:
                 raise DbtError(self._message("dbt could not parse the project", parsed))
             self._runner = dbtRunner(manifest=parsed.result, callbacks=[self._collect])
@@ -130,6 +134,25 @@ class Dbt:
             # dbt lists every relation of the schema first; the month merge asks the server itself
             command.append("--no-populate-cache")
         return self.invoke(command)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM received inside the block raise KeyboardInterrupt when it ends."""
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _raise_if_interrupted(result: Any) -> None:

@@ -115,6 +115,21 @@ def make_pipeline(dbt: Dbt, project: Project, tmp_path: Path, clean_warehouse: N
         pipeline.warehouse.close()
 
 
+@pytest.fixture
+def raw_dir(tmp_path: Path) -> Path:
+    """A folder the test server (running as the postgres user) can read."""
+    tmp_path.chmod(0o755)
+    for parent in tmp_path.parents:
+        if parent == Path("/tmp"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o755)
+    folder = tmp_path / "raw"
+    (folder / "green").mkdir(parents=True)
+    folder.chmod(0o755)
+    (folder / "green").chmod(0o755)
+    return folder
+
+
 # --- BigQuery: a real BigQuery emulator and a GCS emulator, started once for the session -------
 
 

@@ -16,21 +16,6 @@ from runner.dbt import DbtError
 GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
 
 
-@pytest.fixture
-def raw_dir(tmp_path: Path) -> Path:
-    """A folder the test server (running as the postgres user) can read."""
-    tmp_path.chmod(0o755)
-    for parent in tmp_path.parents:
-        if parent == Path("/tmp"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o755)
-    folder = tmp_path / "raw"
-    (folder / "green").mkdir(parents=True)
-    folder.chmod(0o755)
-    (folder / "green").chmod(0o755)
-    return folder
-
-
 def build(dbt, **variables):
     return dbt.build(select=["green_tripdata"], variables=variables)
 

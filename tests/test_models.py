@@ -240,3 +240,126 @@ def test_docs_generate_documents_the_models(make_pipeline, dbt, project):
     documented = {node.split(".")[-1] for node in catalog.nodes}
     assert {"fact_trips", "dm_monthly_zone_revenue", "dim_zones", "stg_green_tripdata"} <= documented
     assert "revenue_monthly_total_amount" in catalog.nodes["model.nyc_taxi.dm_monthly_zone_revenue"].columns
+
+
+# --- the runner's models build: what it builds and tests, and for which months ---------------------
+
+
+class Recorder:
+    """A reporter that keeps what the models build said it was doing."""
+
+    def __init__(self) -> None:
+        self.nodes: list[str] = []
+        self.warnings: list[str] = []
+
+    def stage(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def advance(self, *args: object) -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def models(self, done: int, total: int, node: str) -> None:
+        assert 1 <= done <= total
+        self.nodes.append(node)
+
+
+def months_of(tmp_path, months: dict[str, slice]):
+    header, rows = read_rows(GREEN_2020_10)
+    for month, part in months.items():
+        write_month(tmp_path, "green", month, header, rows[part])
+    return tmp_path
+
+
+def test_a_runs_tests_check_its_months_and_a_plain_build_checks_all(
+    make_pipeline, dbt, db, project, tmp_path
+):
+    green = project.taxi("green")
+    source = months_of(tmp_path, {"2020-09": slice(0, 200), "2020-10": slice(200, 500)})
+    assert not make_pipeline(source=source).run([(green, Month(2020, 9))]).failed
+    with db.cursor() as cursor:  # a fault in September's mart: a repeated zone row
+        cursor.execute(
+            "insert into nyc_taxi_core.dm_monthly_zone_revenue"
+            " select * from nyc_taxi_core.dm_monthly_zone_revenue where file_month = '2020-09-01' limit 1"
+        )
+
+    pipeline = make_pipeline(source=source)
+    pipeline.reporter = recorder = Recorder()
+    result = pipeline.run([(green, Month(2020, 10))])
+
+    assert not result.failed, result.downstream_error  # October's build tests October only
+    assert result.models_months == ["2020-10"]
+    assert "test unique_together_dm_monthly_zone_revenue_pickup_location_id__file_month__service_type" in (
+        recorder.nodes
+    )
+    with pytest.raises(DbtError, match="Got 1 result"):
+        dbt.build()  # the whole history: September's fault is found
+
+
+def test_a_runs_models_build_takes_only_whats_downstream_of_its_main_tables(make_pipeline, project):
+    yellow = project.taxi("yellow")
+    first = make_pipeline()
+    first.reporter = Recorder()
+    assert not first.run([(yellow, Month(2020, 7))]).failed  # a first build: everything
+
+    pipeline = make_pipeline(force=True)
+    pipeline.reporter = recorder = Recorder()
+    result = pipeline.run([(yellow, Month(2020, 7))])
+
+    assert not result.failed, result.downstream_error
+    built = {node.split()[-1] for node in recorder.nodes if not node.startswith("test ")}
+    # the seed is unchanged: neither it nor dim_zones is rebuilt; green's staging is untouched
+    assert built == {
+        "nyc_taxi.yellow_tripdata",
+        "nyc_taxi_staging.stg_yellow_tripdata",
+        "nyc_taxi_core.fact_trips",
+        "nyc_taxi_core.dm_monthly_zone_revenue",
+        "nyc_taxi_core.model_loads",
+    }
+    tests = {node.split()[-1] for node in recorder.nodes if node.startswith("test ")}
+    assert "assert_trip_totals_reconcile" in tests
+    assert not [test for test in tests if "stg_green" in test or "taxi_zone_lookup" in test]
+
+
+def test_a_changed_seed_is_reloaded_and_every_months_models_rebuilt(make_pipeline, db, project, tmp_path):
+    green = project.taxi("green")
+    source = months_of(tmp_path, {"2020-09": slice(0, 200), "2020-10": slice(200, 500)})
+    assert not make_pipeline(source=source).run([(green, Month(2020, 9)), (green, Month(2020, 10))]).failed
+    with db.cursor() as cursor:  # the seed in the warehouse is now another file than the project's
+        cursor.execute("comment on table nyc_taxi_staging.taxi_zone_lookup is 'an older file'")
+        cursor.execute("update nyc_taxi_core.dm_monthly_zone_revenue set revenue_zone = 'old name'")
+
+    pipeline = make_pipeline(source=source)
+    pipeline.reporter = recorder = Recorder()
+    result = pipeline.run([(green, Month(2020, 10))])  # loaded from the same file: skipped
+
+    assert [o.status for o in result.outcomes] == ["skipped"]
+    assert not result.failed, result.downstream_error
+    assert any("the seed taxi_zone_lookup changed" in warning for warning in recorder.warnings)
+    assert "seed file nyc_taxi_staging.taxi_zone_lookup" in " ".join(recorder.nodes)
+    assert result.models_months == ["2020-09", "2020-10"]
+    renamed = "select count(*) from nyc_taxi_core.dm_monthly_zone_revenue where revenue_zone = 'old name'"
+    assert fetch(db, renamed) == [(0,)]
+    assert pipeline.models_state().seeds_changed == ()  # the table says which file it holds
+
+
+def test_a_month_dbt_loaded_alone_is_behind_until_the_next_run(make_pipeline, dbt, db, project, raw_dir):
+    yellow = project.taxi("yellow")
+    assert not make_pipeline().run([(yellow, Month(2020, 7))]).failed
+    raw = months_of(raw_dir, {"2020-10": slice(0, 300)})
+    # the month's ingestion alone, as a Kestra CopyIn flow or a user's `--select green_tripdata` runs it
+    dbt.build(select=["green_tripdata"], variables={"taxi": "green", "month": "2020-10", "raw_dir": str(raw)})
+    pipeline = make_pipeline()
+    assert pipeline.models_state().behind == (("green", Month(2020, 10)),)
+    assert [s["models"] for s in pipeline.month_status() if s["taxi"] == "green"] == ["behind"]
+
+    pipeline.reporter = recorder = Recorder()
+    result = pipeline.run([(yellow, Month(2020, 7))])  # a run that skips its only month
+
+    assert [o.status for o in result.outcomes] == ["skipped"] and not result.failed
+    assert result.models_behind == ["green 2020-10"] and result.models_months == ["2020-10"]
+    assert any("behind the ledger" in warning for warning in recorder.warnings)
+    assert pipeline.models_state().behind == ()
+    assert fetch(db, _MART_ROWS.replace("count(*)", "sum(total_monthly_trips)"), ("2020-10-01",)) == [(300,)]
