@@ -363,3 +363,15 @@ def test_a_month_dbt_loaded_alone_is_behind_until_the_next_run(make_pipeline, db
     assert any("behind the ledger" in warning for warning in recorder.warnings)
     assert pipeline.models_state().behind == ()
     assert fetch(db, _MART_ROWS.replace("count(*)", "sum(total_monthly_trips)"), ("2020-10-01",)) == [(300,)]
+
+
+def test_the_main_tables_key_is_checked_where_postgres_enforces_it(make_pipeline, dbt, db, project):
+    key_test = "assert_one_row_per_id_per_file_month"
+    make_pipeline().run([(project.taxi("green"), Month(2020, 10))])
+    results = dbt.invoke(["test", "--select", key_test]).results
+    assert [str(r.status) for r in results if r.node.name == key_test] == ["pass"]
+    with db.cursor() as cursor:  # the key no longer enforced: rows could repeat
+        cursor.execute("drop index nyc_taxi.green_tripdata_row_id")
+
+    with pytest.raises(DbtError, match=r"Got 1 result, configured to fail"):
+        dbt.invoke(["test", "--select", key_test])
