@@ -197,10 +197,11 @@ def _run(
     from runner.source import default_cache_dir
 
     output = output or Output()
-    project = _project()
-    settings = Settings(source=source, cache_dir=cache_dir or default_cache_dir(), force=force, jobs=jobs)
-    pipeline = make_pipeline(project.root, settings, target.value, warehouse=_warehouse(project, target))
+    pipeline = None
     try:
+        project = _project()
+        settings = Settings(source=source, cache_dir=cache_dir or default_cache_dir(), force=force, jobs=jobs)
+        pipeline = make_pipeline(project.root, settings, target.value, warehouse=_warehouse(project, target))
         plan = pipeline.plan(months)
         for decided in plan:
             output.log({"plan": decided.as_dict()})
@@ -225,7 +226,8 @@ def _run(
     except KeyboardInterrupt as stop:
         interrupted(stop, "run the same command again to finish")
     finally:
-        pipeline.warehouse.close()
+        if pipeline is not None:
+            pipeline.warehouse.close()
 
     failed = [o for o in result.outcomes if o.failed]
     resume = _resume_command(failed, target, jobs) if failed else None
