@@ -1,9 +1,11 @@
 """The embedded default PostgreSQL: a private server the runner starts itself.
 
 Used when the user has not set PGHOST. The cluster lives in one folder (`initdb -D data_dir`), listens
-on 127.0.0.1 only, with trust authentication, and keeps PostgreSQL's default durability settings.
-PostgreSQL refuses to run as root, so as root every command that touches the cluster runs as the
-`postgres` system user through `runuser`.
+on 127.0.0.1 only, and keeps PostgreSQL's default durability settings. It admits only its owner: every
+connection needs the password generated at initdb, kept in `<data_dir>/runner.pgpass` (libpq's password
+file format, mode 600), which the runner reads and hands to libpq as PGPASSFILE. PostgreSQL refuses to
+run as root, so as root every command that touches the cluster runs as the `postgres` system user
+through `runuser`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import fcntl
 import os
 import pwd
 import re
+import secrets
 import shlex
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +41,15 @@ REQUIRED_BINARIES = ("postgres", "initdb", "pg_ctl")
 MIN_MAJOR_VERSION = 15
 STARTUP_TIMEOUT_S = 120
 LOG_NAME = "server.log"
+PASSWORD_FILE = "runner.pgpass"  # libpq's format (host:port:database:user:password), mode 600
+# Who may connect: the owner, with the password, over loopback or the private socket (the data
+# folder, mode 700). Never `trust`: any local account could connect as superuser and run commands
+# as the server's system user (COPY .. FROM PROGRAM).
+HBA = """# The nyc-taxi runner's embedded server: its owner only (password in runner.pgpass)
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128        scram-sha-256
+"""
 LOG_TAIL_LINES = 12
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
@@ -262,6 +275,7 @@ class EmbeddedPostgres:
                 self._initdb()
             self._check_version()
             self._pg_ctl_start()
+            self._require_password()
         self._ensure_database()
         return True
 
@@ -307,19 +321,41 @@ class EmbeddedPostgres:
                 )
             shutil.rmtree(self.data_dir)
 
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / PASSWORD_FILE
+
     def url(self) -> str:
+        """A libpq URL naming the password file, never the password: psql, dbt, notebooks take it."""
         return (
             f"postgresql://{quote(self.user, safe='')}@{self.host}:{self.port}/{quote(self.dbname, safe='')}"
+            f"?passfile={quote(str(self.password_file), safe='/')}"
         )
 
     def env(self) -> dict[str, str]:
-        """libpq variables a client needs. No password: trust authentication on loopback."""
+        """libpq variables a client needs; the password through PGPASSFILE (libpq reads it)."""
         return {
             "PGHOST": self.host,
             "PGPORT": str(self.port),
             "PGUSER": self.user,
             "PGDATABASE": self.dbname,
+            "PGPASSFILE": str(self.password_file),
         }
+
+    def password(self) -> str:
+        """The server's password, from the owner's password file."""
+        try:
+            line = self.password_file.read_text().strip()
+        except FileNotFoundError:
+            raise EmbeddedError(
+                f"no password file {self.password_file}: start the embedded server (`runner db start`) "
+                "as the user who owns it"
+            ) from None
+        except PermissionError:
+            raise EmbeddedError(
+                f"{self.password_file} belongs to another user: the embedded server admits only its owner"
+            ) from None
+        return line.rsplit(":", 1)[-1]  # token_urlsafe: no ':' or '\\' to unescape
 
     def connect(self, dbname: str | None = None) -> connection:
         """A psycopg2 connection (autocommit off) to `dbname`, default this server's database."""
@@ -331,6 +367,7 @@ class EmbeddedPostgres:
             host=self.host,
             port=self.port,
             user=self.user,
+            password=self.password(),
             dbname=dbname or self.dbname,
             sslmode="disable",
             connect_timeout=10,
@@ -441,23 +478,74 @@ class EmbeddedPostgres:
         leftovers = [p.name for p in self.data_dir.iterdir()]
         if leftovers:
             raise EmbeddedError(
-                f"{self.data_dir} is not empty but holds no PostgreSQL cluster: "
-                "move it away, or reset the embedded server"
+                f"{self.data_dir} is not empty but holds no PostgreSQL cluster: move it away, or set "
+                "RUNNER_DATA_DIR to another folder (`runner db reset` deletes clusters only)"
             )
         if _is_root():
             account = self._system_account()
             os.chown(self.data_dir, account.pw_uid, account.pw_gid)  # it may predate us, owned by root
-        base = [self._bin("initdb"), "-D", str(self.data_dir), "-U", self.user, "-A", "trust", "-E", "UTF8"]
-        if self.fast_init:
-            base.append("--no-sync")
-        # C.UTF-8 character classes with byte-order collation (C): deterministic and the fastest sorts.
-        result = self._run([*base, "--locale=C.UTF-8", "--lc-collate=C"])
-        if result.returncode != 0 and "locale" in (result.stdout + result.stderr).lower():
-            result = self._run([*base, "--locale=C"])  # no C.UTF-8 on this system
+        password = secrets.token_urlsafe(24)  # letters, digits, - and _: nothing to escape anywhere
+        # initdb reads the password from a file (as root, as the postgres user): a private temporary one
+        with tempfile.TemporaryDirectory(prefix="nyc-taxi-initdb-") as folder:
+            pwfile = Path(folder) / "password"
+            pwfile.write_text(password + "\n")
+            pwfile.chmod(0o600)
+            if _is_root():
+                account = self._system_account()
+                os.chown(folder, account.pw_uid, account.pw_gid)
+                os.chown(pwfile, account.pw_uid, account.pw_gid)
+            base = [self._bin("initdb"), "-D", str(self.data_dir), "-U", self.user, "-E", "UTF8"]
+            base += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+            if self.fast_init:
+                base.append("--no-sync")
+            # C.UTF-8 character classes with byte-order collation (C): deterministic and the fastest sorts.
+            result = self._run([*base, "--locale=C.UTF-8", "--lc-collate=C"])
+            if result.returncode != 0 and "locale" in (result.stdout + result.stderr).lower():
+                result = self._run([*base, "--locale=C"])  # no C.UTF-8 on this system
         if result.returncode != 0:
             raise EmbeddedError(
                 f"initdb failed for {self.data_dir}: {_one_line(result)}{self._reachability_hint()}"
             )
+        self._write_hba()
+        self._write_password_file(password)
+
+    def _write_password_file(self, password: str) -> None:
+        """The owner's password file: created mode 600 (never readable by anyone else, not even briefly)."""
+        descriptor = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(f"{self.host}:*:*:{self.user}:{password}\n")
+        os.chmod(self.password_file, 0o600)
+
+    def _write_hba(self) -> None:
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(HBA)
+        if _is_root():
+            account = self._system_account()
+            os.chown(hba, account.pw_uid, account.pw_gid)
+
+    def _require_password(self) -> None:
+        """A cluster made by an older runner trusts every local connection: give it a password, once."""
+        hba = self.data_dir / "pg_hba.conf"
+        if self.password_file.exists() and "trust" not in hba.read_text():
+            return
+        import psycopg2
+
+        password = secrets.token_urlsafe(24)
+        connection = psycopg2.connect(
+            host=self.host, port=self.port, user=self.user, dbname="postgres", sslmode="disable"
+        )  # still trust: the last time
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute("set password_encryption = 'scram-sha-256'")
+                cursor.execute(f'alter role "{self.user}" password %s', (password,))
+        finally:
+            connection.close()
+        self._write_password_file(password)
+        self._write_hba()
+        result = self._run([self._bin("pg_ctl"), "reload", "-D", str(self.data_dir)])
+        if result.returncode != 0:
+            raise EmbeddedError(f"could not reload the embedded PostgreSQL: {_one_line(result)}")
 
     def _check_version(self) -> None:
         """Fail early, and clearly, when the cluster was made by another major version."""

@@ -81,12 +81,14 @@ def test_start_stop_are_idempotent_and_status_follows(new_server: NewServer) -> 
 
 
 def test_url_env_and_a_real_connection(pg_server: EmbeddedPostgres) -> None:
-    assert pg_server.url() == f"postgresql://postgres@127.0.0.1:{pg_server.port}/nyc_taxi"
+    passfile = pg_server.data_dir / "runner.pgpass"
+    assert pg_server.url() == f"postgresql://postgres@127.0.0.1:{pg_server.port}/nyc_taxi?passfile={passfile}"
     assert pg_server.env() == {
         "PGHOST": "127.0.0.1",
         "PGPORT": str(pg_server.port),
         "PGUSER": "postgres",
         "PGDATABASE": "nyc_taxi",
+        "PGPASSFILE": str(passfile),
     }
     conn = pg_server.connect()
     try:
@@ -275,3 +277,54 @@ def test_without_system_binaries_the_pgserver_wheel_runs_the_server(
     with server.connect() as connection, connection.cursor() as cursor:
         cursor.execute("show server_version_num")
         assert int(cursor.fetchone()[0]) >= 160000  # the wheel bundles 16; the system here has 15
+
+
+# --- it admits only its owner -------------------------------------------------------------------
+
+
+def connect_as_someone_else(server: EmbeddedPostgres, **extra: str):
+    import psycopg2
+
+    return psycopg2.connect(
+        host="127.0.0.1",
+        port=server.port,
+        user="postgres",
+        dbname="postgres",
+        sslmode="disable",
+        passfile="/dev/null",
+        **extra,
+    )
+
+
+def test_a_connection_without_the_password_is_refused(pg_server: EmbeddedPostgres) -> None:
+    import psycopg2
+
+    with pytest.raises(psycopg2.OperationalError, match="no password supplied"):
+        connect_as_someone_else(pg_server)
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        connect_as_someone_else(pg_server, password="postgres")
+    passfile = pg_server.data_dir / "runner.pgpass"
+    assert passfile.stat().st_mode & 0o777 == 0o600
+    assert passfile.stat().st_uid == os.geteuid()  # the owner's, and the owner's alone
+    # libpq finds it through the URL and PGPASSFILE: the password itself is printed nowhere
+    password = pg_server.password()
+    assert password not in pg_server.url() and password not in str(pg_server.env())
+    import psycopg2 as driver
+
+    driver.connect(pg_server.url()).close()
+
+
+def test_a_cluster_an_older_runner_made_with_trust_gets_a_password(new_server: NewServer) -> None:
+    import psycopg2
+
+    server = new_server()
+    server.start()
+    server.stop()
+    (server.data_dir / "pg_hba.conf").write_text("host all all 127.0.0.1/32 trust\nlocal all all trust\n")
+    (server.data_dir / "runner.pgpass").unlink()
+    server.start()
+
+    with pytest.raises(psycopg2.OperationalError, match="no password supplied"):
+        connect_as_someone_else(server)
+    server.connect().close()
+    assert "trust" not in (server.data_dir / "pg_hba.conf").read_text()

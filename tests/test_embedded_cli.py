@@ -60,8 +60,9 @@ def test_load_starts_the_embedded_server_and_db_commands_manage_it(embedded_env)
 
     running = runner(embedded_env, "db", "status")
     assert running.returncode == 0 and "running" in running.stdout and port in running.stdout
-    assert (
-        runner(embedded_env, "db", "url").stdout.strip() == f"postgresql://postgres@127.0.0.1:{port}/nyc_taxi"
+    passfile = Path(embedded_env["RUNNER_DATA_DIR"]) / "runner.pgpass"
+    assert runner(embedded_env, "db", "url").stdout.strip() == (
+        f"postgresql://postgres@127.0.0.1:{port}/nyc_taxi?passfile={passfile}"
     )
     status = runner(embedded_env, "status", "--json")
     (month,) = [json.loads(line) for line in status.stdout.splitlines()]
@@ -80,3 +81,32 @@ def test_load_starts_the_embedded_server_and_db_commands_manage_it(embedded_env)
     assert runner(embedded_env, "db", "reset", "--yes").returncode == 0
     assert not Path(embedded_env["RUNNER_DATA_DIR"]).exists()
     assert runner(embedded_env, "status", "--json").stdout == ""  # a new, empty server
+
+
+def exports(text: str) -> dict[str, str]:
+    """`export NAME=value` lines, as a shell's eval would set them."""
+    import shlex
+
+    return dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in text.splitlines())
+
+
+def test_dbt_alone_follows_the_runners_server_with_the_exports_of_db_env(embedded_env):
+    assert runner(embedded_env, "db", "start").returncode == 0
+    printed = runner(embedded_env, "db", "env")
+    assert printed.returncode == 0
+    env = {**embedded_env, **exports(printed.stdout), "DBT_PROFILES_DIR": str(ROOT / "profiles")}
+    assert env["PGPORT"] == embedded_env["RUNNER_PGPORT"] and "PASSWORD" not in printed.stdout
+
+    debug = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "debug"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert "Connection test: [OK connection ok]" in debug.stdout.replace("\x1b[32m", "").replace(
+        "\x1b[0m", ""
+    )
+
+    # without PGPORT the profile takes RUNNER_PGPORT, as the runner does (not the default 54329)
+    del env["PGPORT"]
+    debug = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "debug"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert f"port: {embedded_env['RUNNER_PGPORT']}" in debug.stdout and "connection ok" in debug.stdout
