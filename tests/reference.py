@@ -30,12 +30,37 @@ def read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 def write_month(
     folder: Path, taxi: str, month: str, header: list[str], rows: list[list[str]], line_ending: str = "\r\n"
 ) -> Path:
-    """A month file in the public layout: <folder>/<taxi>/<taxi>_tripdata_<month>.csv.gz."""
+    """A month file in the public layout: <folder>/<taxi>/<taxi>_tripdata_<month>.csv.gz.
+
+    Rows taken from another month's file are moved to this one (pickup and dropoff shifted by the
+    days between the months), as a real file of the month would have them: the project refuses a
+    file whose pickups mostly fall outside its month.
+    """
     path = folder / taxi / f"{taxi}_tripdata_{month}.csv.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = line_ending.join(",".join(row) for row in [header, *rows]) + line_ending
+    text = line_ending.join(",".join(row) for row in [header, *in_month(header, rows, month)]) + line_ending
     path.write_bytes(gzip.compress(text.encode(), mtime=0))
     return path
+
+
+def in_month(header: list[str], rows: list[list[str]], month: str) -> list[list[str]]:
+    times = [i for i, name in enumerate(header) if name.endswith(("pickup_datetime", "dropoff_datetime"))]
+    if not times or not rows:
+        return rows
+    pickup = times[0]
+    months = [row[pickup][:7] for row in rows if len(row) > pickup and row[pickup][4:5] == "-"]
+    found = max(set(months), key=months.count) if months else month
+    if found == month:
+        return rows  # already this month's, or not trip rows to move (a test's broken file)
+    shift = date.fromisoformat(f"{month}-01") - date.fromisoformat(f"{found}-01")
+    moved = []
+    for row in rows:
+        row = list(row)
+        for i in times:
+            if i < len(row) and row[i][4:5] == "-":
+                row[i] = (datetime.fromisoformat(row[i]) + shift).strftime("%Y-%m-%d %H:%M:%S")
+        moved.append(row)
+    return moved
 
 
 def _integer(text: str) -> str | None:

@@ -38,6 +38,7 @@
     {% endcall %}
     {%- set found = load_result('month_counts').table.rows[0] -%}
     {%- set rows_in_file, distinct_rows, distinct_ids = found[0] | int, found[1] | int, found[2] | int -%}
+    {%- do check_file_rows(taxi, month, landing, rows_in_file, found[3] | int) -%}
     {%- set counts = {
         'rows_in_file': rows_in_file,
         'rows_loaded': distinct_ids,

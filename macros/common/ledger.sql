@@ -3,18 +3,24 @@
     so loads that bypass the runner (dbt alone, Kestra) are recorded too.
       state   running -> succeeded | failed
       action  loaded (new month), replaced (a month's rows swapped for a new file),
-              unchanged (same file as the month's last load: rows left as they are)
+              unchanged (same file as the month's last load: rows left as they are),
+              removed (the month's rows removed: macros/common/remove_month.sql)
 -#}
 
-{% macro tripdata_begin_load(taxi, month, load_id, filename=none, source_url=none, bytes=none, checksum=none, loaded_by='runner') %}
+{% macro tripdata_begin_load(taxi, month, load_id, filename=none, source_url=none, bytes=none, checksum=none, loaded_by='runner', header=none, readable=true) %}
     {#-
         run-operation for loaders that stream the file themselves (the runner, a Kestra CopyIn):
         makes sure the tables exist, records the load as running, and returns with an empty-or-stale
         landing table ready for `COPY .. FROM STDIN` (the loader truncates it under the month lock).
+        header: the file's first line as the loader read it (readable false: not a readable gzip),
+        checked first (macros/common/file_rules.sql); a loader that passes none skips the check.
     -#}
-    {%- do validate_taxi(taxi) -%}
+    {%- set taxi = validate_taxi(taxi) -%}
     {%- set args = tripdata_month(month) -%}
     {%- do validate_load_id(load_id) -%}
+    {%- if header is not none or not readable -%}
+        {%- do check_file_header(taxi, args, header, readable) -%}
+    {%- endif -%}
     {%- do tripdata_prepare(taxi) -%}
     {%- do tripdata_begin() -%}
     {%- do create_landing_table(taxi, args) -%}
@@ -34,7 +40,7 @@
         run-operation: end the month's running loads whose loader is gone, without loading it
         (a run that skips a month loaded from the same file still tidies the ledger).
     -#}
-    {%- do validate_taxi(taxi) -%}
+    {%- set taxi = validate_taxi(taxi) -%}
     {%- set args = tripdata_month(month) -%}
     {%- if relation_exists(ledger_relation()) -%}
         {%- do tripdata_begin() -%}
@@ -51,7 +57,7 @@
     -#}
     {%- do validate_load_id(load_id) -%}
     {%- if taxi is not none and month is not none -%}
-        {%- do validate_taxi(taxi) -%}
+        {%- set taxi = validate_taxi(taxi) -%}
         {%- set args = tripdata_month(month) -%}
         {%- do tripdata_prepare(taxi) -%}
         {%- do tripdata_begin() -%}
@@ -132,11 +138,19 @@
     An UPDATE racing the dead loader's last COMMIT waits for it and skips the row if it finished.
     BigQuery: a load holds its month with a lease (bigquery__lock_month); a running load whose lease
     expired is gone, and the next load of the month may take it over: nothing recorded here.
+    load_is_abandoned says the same as a condition: stg_ingestion__loads shows such rows as interrupted.
 -#}
 {% macro ledger_end_abandoned_loads(taxi, month, load_id) %}
     {{ return(adapter.dispatch('ledger_end_abandoned_loads', 'nyc_taxi')(taxi, month, load_id)) }}
 {% endmacro %}
 {% macro default__ledger_end_abandoned_loads(taxi, month, load_id) %}{% endmacro %}
+{% macro load_is_abandoned(loads) %}
+    {#- SQL: the running load (a row of the ledger aliased `loads`) whose loader is known to be gone. -#}
+    {{ return(adapter.dispatch('load_is_abandoned', 'nyc_taxi')(loads)) }}
+{% endmacro %}
+{% macro bigquery__load_is_abandoned(loads) %}
+    ({{ loads }}.state = 'running' and {{ loads }}.lease_expires_at < current_timestamp())
+{%- endmacro %}
 {% macro ledger_loader_columns(taxi, month, loader) %}
     {#- Extra ledger columns (name -> SQL) naming the session the new load's life is tied to. -#}
     {{ return(adapter.dispatch('ledger_loader_columns', 'nyc_taxi')(taxi, month, loader)) }}
@@ -152,13 +166,14 @@
 
 
 {% macro ledger_last_success(taxi, month) %}
-    {#- The month's current load: the last one that succeeded, or none. -#}
+    {#- The month's current load: the last one that succeeded, or none (also when it removed the month). -#}
     {%- set rows = run_query(
         "select * from " ~ ledger_relation() ~ " where taxi = " ~ sql_string(taxi)
         ~ " and file_month = cast('" ~ month.first_day ~ "' as date) and state = 'succeeded'"
         ~ " order by finished_at desc limit 1"
     ) -%}
-    {{ return(dict(rows.rows[0].items()) if rows.rows | length else none) }}
+    {%- set last = dict(rows.rows[0].items()) if rows.rows | length else none -%}
+    {{ return(none if last is none or last.action == 'removed' else last) }}
 {% endmacro %}
 
 

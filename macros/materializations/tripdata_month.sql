@@ -76,14 +76,15 @@
     {%- set load = ledger_load(load_id) -%}
     {%- set current = ledger_last_success(taxi, month) -%}
 
-    {%- if not landing_has_rows(taxi, month) -%}
-        {#- A concurrent load of the month merged these rows while we waited for the lock. -#}
-        {%- set counts = {'action': 'unchanged', 'rows_loaded': current.rows_loaded if current else 0} -%}
-    {%- elif current is not none and load.checksum and load.checksum == current.checksum and not var('force', false) -%}
-        {#- The same file again: the rows stay as they are (and keep their load_id). -#}
+    {%- if current is not none and load.checksum and load.checksum == current.checksum and not var('force', false) -%}
+        {#-
+            The same file again: the rows stay as they are (and keep their load_id). So too when
+            nothing landed: a concurrent load of the same file merged it while we waited for the
+            lock, or the loader only confirms that the month holds this file.
+        -#}
         {%- do discard_landing(taxi, month) -%}
-        {%- set counts = {'action': 'unchanged'} -%}
-        {%- for column in ['rows_in_file', 'rows_loaded', 'repeats_collapsed', 'exact_repeats', 'same_id_variants', 'pickups_outside_month'] -%}
+        {%- set counts = {'action': 'unchanged', 'rows_loaded': 0} -%}
+        {%- for column in ['rows_in_file', 'rows_loaded', 'repeats_collapsed', 'exact_repeats', 'same_id_variants', 'pickups_outside_month'] if current is not none -%}
             {%- do counts.update({column: current[column]}) -%}
         {%- endfor -%}
     {%- else -%}

@@ -26,6 +26,7 @@
         ~ pickup ~ " >= '" ~ month.next_first_day ~ "') from " ~ landing
     ).rows[0] -%}
     {%- set rows_in_file, pickups_outside_month = counts[0] | int, counts[1] | int -%}
+    {%- do check_file_rows(taxi, month, landing, rows_in_file, pickups_outside_month) -%}
 
     {% call statement('month_columns', auto_begin=true) %}
         set local maintenance_work_mem = {{ sql_string(var('month_index_memory')) }};
