@@ -340,10 +340,16 @@ class BigQueryWarehouse:
             " order by finished_at desc limit 1",
             {"taxi": taxi, "file_month": month.first_day},
         )
-        return rows[0] if rows else None
+        return rows[0] if rows and rows[0]["action"] != "removed" else None  # removed: holds no load
 
-    def month_states(self) -> list[dict[str, Any]]:
-        """Per taxi and file month: the latest attempt, and the rows of the last successful load."""
+    def month_states(self, loads: str | None = None) -> list[dict[str, Any]]:
+        """Per taxi and file month: the latest attempt, and the rows of the last successful load.
+
+        From the ledger, or from `loads` (dbt's relation name of stg_ingestion__loads) when it
+        exists: there a running load whose loader is gone is already `interrupted`.
+        """
+        if loads is not None and self._query("select 1", needs=loads) is None:
+            loads = None
         return (
             self._query(
                 """
@@ -353,11 +359,11 @@ class BigQueryWarehouse:
                     partition by taxi, file_month order by finished_at
                     rows between unbounded preceding and unbounded following
                 ) as rows_loaded
-            from {ledger}
+            from {loads}
             where true
             qualify row_number() over (partition by taxi, file_month order by started_at desc) = 1
             order by taxi, file_month
-            """
+            """.replace("{loads}", loads or "{ledger}")
             )
             or []
         )

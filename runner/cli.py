@@ -81,6 +81,34 @@ ForceOption = Annotated[
 CacheOption = Annotated[
     Path | None, typer.Option(help="Download cache folder (default: $RUNNER_CACHE_DIR or ~/.cache/nyc-taxi).")
 ]
+AllowOtherMonthOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-other-month",
+        help="Load a file even when most of its pickups fall outside its month (by default such a file "
+        "is refused as another month's file under this month's name).",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a load or backfill reads and writes: the command that resumes a run repeats all of it."""
+
+    source: str | None = None
+    cache_dir: Path | None = None
+    target: Target = Target.pg
+    force: bool = False
+    allow_other_month: bool = False
+    jobs: int = 1
+
+    def flags(self) -> list[str]:
+        flags = ["--source", self.source] if self.source else []
+        flags += ["--cache-dir", str(self.cache_dir)] if self.cache_dir else []
+        flags += ["--target", self.target.value] if self.target is not Target.pg else []
+        flags += ["--force"] if self.force else []
+        flags += ["--allow-other-month"] if self.allow_other_month else []
+        return flags + (["--jobs", str(self.jobs)] if self.jobs > 1 else [])
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -125,6 +153,13 @@ def _project() -> Project:
 def _warehouse(project: Project, target: Target, need_bucket: bool = True) -> Warehouse:
     """The runner's side of the target warehouse, after checking its settings."""
     if target is Target.bq:
+        try:
+            import google.cloud.bigquery  # noqa: F401 - an extra, not installed by default
+        except ImportError:
+            fail(
+                "the BigQuery target needs the bigquery extra, which is not installed: "
+                "pip install 'nyc-taxi-pipeline[bigquery]' (or `scripts/bootstrap dev`)"
+            )
         from runner.bigquery import BigQueryWarehouse, ConfigError, GcpConfig
 
         try:
@@ -175,20 +210,37 @@ def _outcome_record(outcome: MonthOutcome) -> dict[str, Any]:
     }
 
 
-def _resume_command(failed: list[MonthOutcome], target: Target, jobs: int) -> str:
-    taxis = sorted({o.taxi for o in failed})
+def _resume_command(failed: list[MonthOutcome], options: RunOptions) -> str:
+    import shlex
+
+    taxis = [flag for taxi in sorted({o.taxi for o in failed}) for flag in ("--taxi", taxi)]
     first, last = min(o.month for o in failed), max(o.month for o in failed)
-    options = " ".join(f"--taxi {t}" for t in taxis) + (" --target bq" if target is Target.bq else "")
-    return f"runner backfill {options} --start {first} --end {last}" + (f" --jobs {jobs}" if jobs > 1 else "")
+    months = ["--start", str(first), "--end", str(last)]
+    return shlex.join(["runner", "backfill", *taxis, *months, *options.flags()])
+
+
+def _check_source(source: str | None) -> None:
+    """A local source must be a folder that exists and holds something: usage errors, exit 2."""
+    from runner.project import UsageError
+    from runner.source import is_local, local_folder
+
+    try:
+        if not is_local(source):
+            return
+        folder = local_folder(source)
+    except UsageError as error:
+        fail(str(error))
+    if not folder.exists():
+        fail(f"--source {source}: no such folder")
+    if not folder.is_dir():
+        fail(f"--source {source}: not a folder (it holds <taxi>/<taxi>_tripdata_<YYYY>-<MM>.csv.gz files)")
+    if not any(folder.iterdir()):
+        fail(f"--source {source}: the folder is empty (it should hold <taxi>/ folders of month files)")
 
 
 def _run(
     months: list[tuple[TaxiSpec, Month]],
-    source: str | None,
-    force: bool,
-    cache_dir: Path | None,
-    target: Target = Target.pg,
-    jobs: int = 1,
+    options: RunOptions,
     dry_run: bool = False,
     output: Output | None = None,
 ) -> None:
@@ -196,12 +248,20 @@ def _run(
     from runner.progress import RichReporter, print_plan, print_summary
     from runner.source import default_cache_dir
 
+    _check_source(options.source)
     output = output or Output()
     pipeline = None
     try:
         project = _project()
-        settings = Settings(source=source, cache_dir=cache_dir or default_cache_dir(), force=force, jobs=jobs)
-        pipeline = make_pipeline(project.root, settings, target.value, warehouse=_warehouse(project, target))
+        settings = Settings(
+            source=options.source,
+            cache_dir=options.cache_dir or default_cache_dir(),
+            force=options.force,
+            allow_other_month=options.allow_other_month,
+            jobs=options.jobs,
+        )
+        warehouse = _warehouse(project, options.target)
+        pipeline = make_pipeline(project.root, settings, options.target.value, warehouse=warehouse)
         plan = pipeline.plan(months)
         for decided in plan:
             output.log({"plan": decided.as_dict()})
@@ -230,7 +290,7 @@ def _run(
             pipeline.warehouse.close()
 
     failed = [o for o in result.outcomes if o.failed]
-    resume = _resume_command(failed, target, jobs) if failed else None
+    resume = _resume_command(failed, options) if failed else None
     output.emit(
         {
             "summary": dict(Counter(o.status for o in result.outcomes)),
@@ -265,6 +325,7 @@ def load(
     month: Annotated[str, typer.Option("--month", "-m", help="File month, YYYY-MM.")],
     source: SourceOption = None,
     force: ForceOption = False,
+    allow_other_month: AllowOtherMonthOption = False,
     cache_dir: CacheOption = None,
     target: TargetOption = Target.pg,
 ) -> None:
@@ -276,7 +337,7 @@ def load(
         plan = [(spec, project.month(month)) for spec in _taxis(project, taxi)]
     except UsageError as error:
         fail(str(error))
-    _run(plan, source, force, cache_dir, target)
+    _run(plan, RunOptions(source, cache_dir, target, force, allow_other_month))
 
 
 @app.command()
@@ -286,6 +347,7 @@ def backfill(
     end: Annotated[str, typer.Option(help="Last file month, YYYY-MM (included).")],
     source: SourceOption = None,
     force: ForceOption = False,
+    allow_other_month: AllowOtherMonthOption = False,
     cache_dir: CacheOption = None,
     target: TargetOption = Target.pg,
     jobs: Annotated[
@@ -325,7 +387,44 @@ def backfill(
     except UsageError as error:
         fail(str(error))
     output = Output(as_json=as_json, quiet=quiet, verbose=verbose, log_file=log_file)
-    _run(plan, source, force, cache_dir, target, jobs=jobs, dry_run=dry_run, output=output)
+    options = RunOptions(source, cache_dir, target, force, allow_other_month, jobs)
+    _run(plan, options, dry_run=dry_run, output=output)
+
+
+@app.command()
+def remove(
+    taxi: Annotated[str, typer.Option("--taxi", "-t", help="Taxi type: green or yellow.")],
+    month: Annotated[str, typer.Option("--month", "-m", help="File month, YYYY-MM.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the ledger.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    target: TargetOption = Target.pg,
+) -> None:
+    """Remove a file month: its rows leave the main table and the models, in one transaction, and the
+    ledger records it. A month with failed loads only gets the same record, which clears them."""
+    from runner.dbt import DbtError
+    from runner.pipeline import Settings, WarehouseError, make_pipeline
+    from runner.project import UsageError
+    from runner.source import default_cache_dir
+
+    try:
+        project = _project()
+        spec, file_month = project.taxi(taxi), project.month(month)
+    except UsageError as error:
+        fail(str(error))
+    if not yes:
+        typer.confirm(f"Remove {spec.name} {file_month} from the warehouse and the models?", abort=True)
+    warehouse = _warehouse(project, target, need_bucket=False)
+    pipeline = make_pipeline(project.root, Settings(None, default_cache_dir()), target.value, warehouse)
+    try:
+        removed = pipeline.remove_month(spec, file_month, reason)
+    except (DbtError, WarehouseError) as error:
+        fail(str(error), EXIT_MONTH_FAILED)
+    except KeyboardInterrupt as stop:
+        interrupted(stop, "the ledger says whether the month was removed: `runner status`")
+    finally:
+        warehouse.close()
+    held = f"{removed['rows_loaded']:,} rows of load {removed['load_id']}" if removed else "no rows"
+    typer.echo(f"removed {spec.name} {file_month} ({held}); the ledger records it")
 
 
 @app.command()
@@ -386,10 +485,21 @@ def db_status() -> None:
 
 @db_app.command("url")
 def db_url() -> None:
-    """Print the embedded server's connection URL (for psql, dbt or a notebook)."""
+    """Print the embedded server's connection URL (for psql or a notebook); it names the password file."""
     from runner.embedded import EmbeddedPostgres
 
     typer.echo(EmbeddedPostgres().url())
+
+
+@db_app.command("env")
+def db_env() -> None:
+    """Print the PG* exports that point psql and dbt alone at the embedded server: eval "$(runner db env)"."""
+    import shlex
+
+    from runner.embedded import EmbeddedPostgres
+
+    for name, value in EmbeddedPostgres().env().items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
 
 
 @db_app.command("reset")
@@ -409,12 +519,12 @@ def db_reset(
 @gcp_app.command("setup")
 def gcp_setup() -> None:
     """Create the bucket and the datasets (main and landing) where missing; existing ones are left alone."""
+    project = _project()
+    warehouse = _warehouse(project, Target.bq)  # first: it says when the BigQuery extra is missing
     from google.api_core.exceptions import GoogleAPIError
 
     from runner.bigquery import ConfigError
 
-    project = _project()
-    warehouse = _warehouse(project, Target.bq)
     try:
         for line in warehouse.setup():
             typer.echo(line)
@@ -428,11 +538,14 @@ def gcp_setup() -> None:
 
 @cache_app.command("clean")
 def cache_clean(cache_dir: CacheOption = None) -> None:
-    """Delete downloaded files from the cache."""
-    from runner.source import clean_cache, default_cache_dir
+    """Delete the files the runner downloaded into its cache, and nothing else."""
+    from runner.source import SourceError, clean_cache, default_cache_dir
 
     folder = cache_dir or default_cache_dir()
-    files, freed = clean_cache(folder)
+    try:
+        files, freed = clean_cache(folder)
+    except SourceError as error:
+        fail(str(error))
     typer.echo(f"removed {files} file(s), {freed / 1e6:.1f} MB, from {folder}")
 
 
@@ -514,7 +627,10 @@ def schedule(
     pipeline = make_pipeline(
         project.root, Settings(source=source, cache_dir=cache_dir or default_cache_dir()), target.value
     )
-    scheduler = Scheduler(config=schedules, pipeline=pipeline, store=store, now=clock, log=log)
+    flags = RunOptions(source=source, cache_dir=cache_dir, target=target).flags()
+    scheduler = Scheduler(
+        config=schedules, pipeline=pipeline, store=store, now=clock, log=log, retry_flags=tuple(flags)
+    )
     stop_requested = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -580,7 +696,11 @@ def kestra_emit(
     """Write the project's Kestra flows (one YAML file each) built from the dbt project and schedules.yml."""
     from runner.kestra.flows import emit
 
-    for path in emit(out, namespace):
+    try:
+        paths = emit(out, namespace)
+    except ValueError as error:
+        fail(str(error))
+    for path in paths:
         typer.echo(str(path))
 
 

@@ -98,12 +98,18 @@ class Dbt:
         ]
         return "\n".join(lines) or fallback
 
-    def seeds(self) -> dict[str, tuple[str, str]]:
-        """Each seed's name: its relation in the warehouse, and the checksum of its file as dbt parsed it."""
+    def built_from_files(self) -> dict[str, tuple[str, str]]:
+        """The seeds and the view or table models (macros/common/node_checksums.sql): each one's relation
+        in the warehouse, and the checksum of its file as dbt parsed it."""
+        manifest = self.parse()
         return {
             node.name: (node.relation_name, node.checksum.checksum)
-            for node in self.parse().nodes.values()
-            if node.resource_type == "seed"
+            for node in manifest.nodes.values()
+            if node.package_name == manifest.metadata.project_name
+            and (
+                node.resource_type == "seed"
+                or (node.resource_type == "model" and node.config.materialized in ("view", "table"))
+            )
         }
 
     def run_operation(self, macro: str, args: dict[str, Any]) -> None:
@@ -116,7 +122,6 @@ class Dbt:
         variables: dict[str, Any] | None = None,
         populate_cache: bool = True,
         indirect: str = "cautious",
-        full_refresh: bool = False,
     ) -> Any:
         """dbt build. With a selection, `indirect` says which tests come along: cautious (only the
         tests of what is selected: not e.g. a reconciliation test that also reads fact_trips) or
@@ -128,8 +133,6 @@ class Dbt:
             command += ["--exclude", *exclude]
         if variables:
             command += ["--vars", json.dumps(variables)]
-        if full_refresh:
-            command.append("--full-refresh")
         if not populate_cache:
             # dbt lists every relation of the schema first; the month merge asks the server itself
             command.append("--no-populate-cache")

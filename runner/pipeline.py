@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from runner.csvfile import FileError, check_header
+from runner.csvfile import FileError, read_header
 from runner.dbt import Dbt, DbtError
 from runner.plan import MonthPlan, plan_months
 from runner.project import Month, Project, TaxiSpec
@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 MODEL_LOADS = "model.nyc_taxi.model_loads"  # per taxi month: the main table's load, the models' load
+LOADS = "model.nyc_taxi.stg_ingestion__loads"  # the ledger, interrupted loads shown as such
 
 
 class Reporter(Protocol):
@@ -124,6 +125,7 @@ class Settings:
     source: str | None  # None: the public URL pattern
     cache_dir: Path
     force: bool = False  # reload months already loaded from the same file
+    allow_other_month: bool = False  # load a file even when most of its pickups are in another month
     jobs: int = 1  # months loaded at once (worker processes)
     retries: int = 2  # a month that fails because the warehouse went away is tried again this often
     retry_backoff: float = 2.0  # seconds before the first retry, doubled each time
@@ -166,7 +168,7 @@ class ModelsState:
     built: bool  # model_loads exists: the models were built at least once
     behind: tuple[tuple[str, Month], ...] = ()  # taxi months whose models reflect another load
     loaded: tuple[Month, ...] = ()  # every file month the main tables hold
-    seeds_changed: tuple[str, ...] = ()  # seeds whose file is not the one loaded (or never loaded)
+    changed: tuple[str, ...] = ()  # seeds and views whose file changed since they were built
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -243,8 +245,10 @@ class Pipeline:
             if decided.action != "skip":
                 to_load.append((decided.spec, decided.month))
                 continue
-            if decided.last_state == "running":
-                self._end_abandoned_loads(decided.spec, decided.month)  # a killed reload left its row
+            if decided.last_state in ("failed", "running"):
+                # the month's last attempt failed or was cut off, and the file is the one loaded:
+                # on record as an unchanged load, so the ledger (and `runner status`) say it is fine
+                self._confirm_unchanged(decided)
             done(
                 MonthOutcome(
                     decided.spec.name,
@@ -270,13 +274,13 @@ class Pipeline:
         """From model_loads (a dbt view) and the seeds' tables: what the models build must catch up on."""
         manifest = self.dbt.parse()
         rows = self.warehouse.model_loads(manifest.nodes[MODEL_LOADS].relation_name)
-        seeds_changed = tuple(
+        changed = tuple(
             name
-            for name, (relation, checksum) in self.dbt.seeds().items()
+            for name, (relation, checksum) in sorted(self.dbt.built_from_files().items())
             if checksum not in (self.warehouse.relation_comment(relation) or "")
         )
         if rows is None:
-            return ModelsState(built=False, seeds_changed=seeds_changed)
+            return ModelsState(built=False, changed=changed)
         return ModelsState(
             built=True,
             behind=tuple(
@@ -285,17 +289,18 @@ class Pipeline:
                 )
             ),
             loaded=tuple(sorted({Month.of(row["file_month"]) for row in rows})),
-            seeds_changed=seeds_changed,
+            changed=changed,
         )
 
     def month_status(self) -> list[dict[str, Any]]:
         """The ledger's view per taxi and file month (Warehouse.month_states), and whether the
         models reflect the month's rows: `models` is current, behind, or None (nothing loaded)."""
-        states = self.warehouse.month_states()
-        rows = self.warehouse.model_loads(self.dbt.parse().nodes[MODEL_LOADS].relation_name) or []
+        nodes = self.dbt.parse().nodes
+        states = self.warehouse.month_states(nodes[LOADS].relation_name)
+        rows = self.warehouse.model_loads(nodes[MODEL_LOADS].relation_name) or []
         current = {(row["taxi"], Month.of(row["file_month"])): row["models_current"] for row in rows}
         for state in states:
-            loaded = state["rows_loaded"] is not None
+            loaded = state["rows_loaded"] is not None and state["action"] != "removed"
             state["models"] = (
                 ("current" if current.get((state["taxi"], Month.of(state["file_month"]))) else "behind")
                 if loaded
@@ -308,38 +313,34 @@ class Pipeline:
 
         The selection is the main tables changed and what is downstream of them (dbt's `green_tripdata+`),
         with var refresh_months: the incremental models replace those file months, the data tests
-        check those months. A seed whose file changed is reloaded (--full-refresh: the table is made
-        anew, with its index), and every month rebuilt (the mart names zones). Models never built:
-        the whole project, once.
+        check those months. A seed or view whose file changed since it was built is rebuilt, and with
+        it every month (the mart names zones, sums what fact_trips says). Models never built: the
+        whole project, once.
         """
         months = sorted({month for _, month in changed} | {month for _, month in state.behind})
         taxis = sorted({taxi for taxi, _ in changed} | {taxi for taxi, _ in state.behind})
         select: list[str] | None = [f"{self.project.taxi(taxi).main_table}+" for taxi in taxis]
-        full_refresh = False
         if not state.built:
             select = None  # the first build makes every model; a plain build takes every month
-        elif state.seeds_changed:
+        elif state.changed:
             self.reporter.warn(
-                f"the seed {', '.join(state.seeds_changed)} changed: reloading it"
-                " and rebuilding every month's models"
+                f"the project's {', '.join(state.changed)} changed since built: rebuilding"
+                f" {'it' if len(state.changed) == 1 else 'them'} and every month's models"
             )
             months = list(state.loaded)
-            select = [f"{seed}+" for seed in state.seeds_changed] + [
+            select = [f"{name}+" for name in state.changed] + [
                 f"{spec.main_table}+" for spec in self.project.taxis.values()
             ]
-            full_refresh = True
         elif not months:
             return
         result.models_months = [str(month) for month in months]
-        # a first build, or a full refresh, takes every month and tests every month
-        variables = {"refresh_months": result.models_months} if select and not full_refresh else None
+        # a first build takes every month and tests every month
+        variables = {"refresh_months": result.models_months} if select else None
         try:
             # one build of the models at a time per warehouse (dbt's temporary relations collide)
             with self.warehouse.models_lock():
                 self.dbt.on_node_start = self.reporter.models
-                self.dbt.build(
-                    select=select, variables=variables, indirect="eager", full_refresh=full_refresh
-                )
+                self.dbt.build(select=select, variables=variables, indirect="eager")
         except DbtError as error:
             result.downstream_error = str(error)
         finally:
@@ -440,6 +441,7 @@ class Pipeline:
             )
 
         try:
+            header, readable = read_header(fetched.path)
             self.dbt.run_operation(
                 "tripdata_begin_load",
                 {
@@ -451,9 +453,10 @@ class Pipeline:
                     "bytes": fetched.size,
                     "checksum": fetched.sha256,
                     "loaded_by": "runner",
+                    "header": header,  # checked there: one rule for every path that lands a file
+                    "readable": readable,
                 },
             )
-            check_header(spec, month, fetched.path)
             self.reporter.stage(spec, month, "copy", total=fetched.size)
             self.warehouse.land(spec, month, fetched.path, fetched.sha256, self.reporter.advance)
             self.reporter.stage(spec, month, "merge")
@@ -465,6 +468,7 @@ class Pipeline:
                         "month": str(month),
                         "load_id": load_id,
                         "force": self.settings.force,
+                        "allow_other_month": self.settings.allow_other_month,
                     },
                     populate_cache=False,
                 )
@@ -485,6 +489,24 @@ class Pipeline:
             return MonthOutcome(spec.name, month, "failed", message=message, load_id=load_id)
         return MonthOutcome(spec.name, month, load["action"], rows=load["rows_loaded"], load_id=load_id)
 
+    def remove_month(self, spec: TaxiSpec, month: Month, reason: str | None = None) -> dict[str, Any] | None:
+        """The month's rows out of the main table and the models, in one transaction, on record in
+        the ledger (action removed): macros/common/remove_month.sql. Returns the load it removed."""
+        current = self.warehouse.last_success(spec.name, month)
+        load_id = str(uuid.uuid4())
+        with self.warehouse.runner_lock(spec.name, month):
+            self.dbt.run_operation(
+                "tripdata_remove_month",
+                {
+                    "taxi": spec.name,
+                    "month": str(month),
+                    "load_id": load_id,
+                    "reason": reason,
+                    "removed_by": "runner",
+                },
+            )
+        return current
+
     def _end_interrupted_load(self, load_id: str) -> None:
         """After Ctrl-C in a month's load: its ledger row, if still running, is marked failed.
 
@@ -497,11 +519,30 @@ class Pipeline:
                 "tripdata_fail_load", {"load_id": load_id, "error": "interrupted (Ctrl-C or SIGTERM)"}
             )
 
-    def _end_abandoned_loads(self, spec: TaxiSpec, month: Month) -> None:
-        """Best effort: a running row whose loader is gone is marked failed (macros/common/ledger.sql)."""
+    def _confirm_unchanged(self, decided: MonthPlan) -> None:
+        """Best effort: an `unchanged` load of the month from the file it holds (ends abandoned loads too)."""
+        spec, month = decided.spec, decided.month
+        load_id = str(uuid.uuid4())
         try:
-            self.dbt.run_operation("tripdata_end_abandoned_loads", {"taxi": spec.name, "month": str(month)})
-        except DbtError as failure:
+            with self.warehouse.runner_lock(spec.name, month):
+                self.dbt.run_operation(
+                    "tripdata_begin_load",
+                    {
+                        "taxi": spec.name,
+                        "month": str(month),
+                        "load_id": load_id,
+                        "filename": spec.filename(month),
+                        "checksum": decided.checksum,
+                        "loaded_by": "runner",
+                    },
+                )
+                # nothing landed: the merge finds the month loaded from this file and records it so
+                self.dbt.build(
+                    select=[spec.main_table],
+                    variables={"taxi": spec.name, "month": str(month), "load_id": load_id},
+                    populate_cache=False,
+                )
+        except (DbtError, WarehouseError) as failure:
             self.reporter.warn(f"could not tidy the ledger of {spec.name} {month}: {failure}")
 
     def _record_failure(self, load_id: str, spec: TaxiSpec, month: Month, error: str) -> None:

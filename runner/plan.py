@@ -27,6 +27,7 @@ class MonthPlan:
     rows_loaded: int | None = None
     load_id: str | None = None
     last_state: str | None = None  # of the month's latest attempt: running, succeeded, failed
+    checksum: str | None = None  # the source file's sha256, when the plan read it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +87,7 @@ def plan_months(
                 rows_loaded=success["rows_loaded"] if success else None,
                 load_id=success["load_id"] if success else None,
                 last_state=state["state"] if state else None,
+                checksum=found.sha256,
             )
         )
     return decided

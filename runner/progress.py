@@ -32,6 +32,7 @@ STATUS_STYLE = {
     "skipped": "cyan",
     "failed": "bold red",
     "running": "yellow",
+    "interrupted": "red",
     "succeeded": "green",
 }
 
@@ -187,6 +188,9 @@ def print_status(project: Project, states: list[dict[str, Any]], as_json: bool =
             if state is None:
                 cells.append("[dim]·[/]")
                 continue
+            if state["action"] == "removed":
+                cells.append("[dim]removed[/]")
+                continue
             rows = f"{state['rows_loaded']:,}" if state["rows_loaded"] is not None else "-"
             flag = (
                 ""
@@ -201,10 +205,15 @@ def print_status(project: Project, states: list[dict[str, Any]], as_json: bool =
     stdout.print(
         "[dim]rows in the main table; a state is shown when a month's latest load did not succeed;"
         " 'models behind': the analytics models do not reflect the month's rows yet (the next run"
-        " rebuilds them); · never loaded[/]"
+        " rebuilds them); removed: `runner remove` took the month out; · never loaded[/]"
     )
-    failed = [s for s in states if s["state"] == "failed"]
-    for state in failed:
-        stdout.print(
-            f"[red]{state['taxi']} {state['file_month']:%Y-%m} failed:[/] {state['error']}", highlight=False
-        )
+    for state in states:
+        which = f"{state['taxi']} {state['file_month']:%Y-%m}"
+        if state["state"] == "failed":
+            stdout.print(f"[red]{which} failed:[/] {state['error']}", highlight=False)
+        elif state["state"] == "interrupted":
+            stdout.print(
+                f"[red]{which} interrupted:[/] its loader stopped before"
+                " finishing (killed, or its server session ended); the next run loads the month again",
+                highlight=False,
+            )

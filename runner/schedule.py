@@ -15,6 +15,7 @@ at the trigger's next tick. A first run with no state starts from now: history i
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -392,6 +393,7 @@ class Scheduler:
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     log: Callable[[str], None] = print
     loading: bool = False  # True while a tick's months load (the CLI's signal handler reads it)
+    retry_flags: tuple[str, ...] = ()  # what the retry command a failure names repeats (--source, ...)
 
     def run_due(self) -> Summary:
         """Fire every due tick of every trigger, oldest first; record each as handled."""
@@ -464,9 +466,10 @@ class Scheduler:
                 self.log(f"{label}: {what} not published yet: pending, tried again at the next tick")
             elif outcome.failed:
                 summary.failed.append(what)
+                retry = ["runner", "load", "--taxi", outcome.taxi, "--month", str(outcome.month)]
                 self.log(
-                    f"{label}: {what} FAILED: {outcome.message} "
-                    f"(to retry: runner load --taxi {outcome.taxi} --month {outcome.month})"
+                    f"{label}: {what} FAILED: {outcome.message}"
+                    f" (to retry: {shlex.join([*retry, *self.retry_flags])})"
                 )
             else:
                 rows = f" ({outcome.rows:,} rows)" if outcome.rows is not None else ""

@@ -40,6 +40,8 @@ USER_AGENT = f"nyc-taxi-runner/{__version__}"
 CHUNK_SIZE = 1024 * 1024  # stream in 1 MiB pieces: trip files are up to a few hundred MB
 PART_SUFFIX = ".part"
 META_SUFFIX = ".meta.json"
+CACHE_TAG = "CACHEDIR.TAG"  # https://bford.info/cachedir/
+CACHE_TAG_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
 
 Progress = Callable[[int, int | None], None]  # (bytes done so far, total bytes or None)
 
@@ -117,6 +119,11 @@ def _parse_source(source: str | None) -> tuple[str, str]:
 def is_local(source: str | None) -> bool:
     """True for a folder path or file:// URL, False for http(s); UsageError for anything else."""
     return _parse_source(source)[0] == "local"
+
+
+def local_folder(source: str | None) -> Path:
+    """The folder a local source names (is_local must be true)."""
+    return Path(_parse_source(source)[1])
 
 
 def _join_url(prefix: str, taxi: str, filename: str) -> str:
@@ -357,6 +364,7 @@ def _stream_into_cache(
     try:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
+            mark_cache(target.parent.parent)  # <cache_dir>/<taxi>/<file>
             out = part.open("wb")
         except OSError as error:
             raise SourceError(f"{label}: could not write the cache file {part}: {error}") from error
@@ -498,21 +506,33 @@ def _mtime_text(path: Path) -> str:
 # --- cache housekeeping --------------------------------------------------------------------------
 
 
-def clean_cache(cache_dir: Path) -> tuple[int, int]:
-    """Remove what fetch() wrote under `cache_dir`. Returns (files removed, bytes freed).
+def mark_cache(cache_dir: Path) -> None:
+    """Tag the folder as the runner's download cache (the Cache Directory Tagging convention:
+    backup tools skip it, and `runner cache clean` only cleans a folder so tagged)."""
+    tag = Path(cache_dir) / CACHE_TAG
+    if not tag.exists():
+        tag.write_text(f"{CACHE_TAG_SIGNATURE}\n# the nyc-taxi runner's download cache\n")
 
-    Only trip files, their sidecars and leftover `.part` files are touched; anything else (and the
-    folder itself) stays. Taxi folders left empty are removed.
+
+def clean_cache(cache_dir: Path) -> tuple[int, int]:
+    """Remove what fetch() downloaded under `cache_dir`. Returns (files removed, bytes freed).
+
+    Only a folder the runner tagged as its cache (mark_cache), and in it only files fetch() wrote:
+    each download has a sidecar, so a trip file without one (a copy someone put there) stays, and
+    so does everything else. Taxi folders that this empties are removed; other folders are not.
     """
     cache_dir = Path(cache_dir)
-    removed = freed = 0
     if not cache_dir.is_dir():
         return 0, 0
+    if not (cache_dir / CACHE_TAG).is_file():
+        raise SourceError(f"{cache_dir} is not the runner's download cache (no {CACHE_TAG}): nothing removed")
+    removed = freed = 0
     for folder in sorted(cache_dir.iterdir()):
         # Never follow a symlink out of the cache.
         if folder.is_symlink() or not folder.is_dir():
             continue
         names = {entry.name for entry in folder.iterdir()}
+        emptied = False
         for entry in sorted(folder.iterdir()):
             if not _is_ours(entry.name, names) or (entry.is_dir() and not entry.is_symlink()):
                 continue
@@ -523,18 +543,19 @@ def clean_cache(cache_dir: Path) -> tuple[int, int]:
                 continue
             removed += 1
             freed += size
-        # Left alone when not empty: something that is not ours lives there.
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+            emptied = True
+        if emptied:  # left alone when not empty: something that is not ours lives there
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return removed, freed
 
 
 def _is_ours(name: str, names: set[str]) -> bool:
-    """A trip file, its sidecar or a leftover of either; or any file fetch() left a sidecar for."""
-    if _CACHE_NAME_RE.search(name):
+    """A download (it has a sidecar), its sidecar, or what an interrupted download left (.part, .tmp)."""
+    if name.endswith(PART_SUFFIX) and _CACHE_NAME_RE.search(name):
         return True
     base = name
-    for suffix in (PART_SUFFIX, META_SUFFIX + ".tmp", META_SUFFIX):
+    for suffix in (META_SUFFIX + ".tmp", META_SUFFIX):
         if name.endswith(suffix):
             base = name[: -len(suffix)]
             break

@@ -34,6 +34,32 @@ def connection_lost(error: Exception) -> WarehouseError:
     )
 
 
+@contextmanager
+def interrupts_noted() -> Iterator[list[int]]:
+    """Inside the block Ctrl-C and SIGTERM raise KeyboardInterrupt as always, and are also noted in
+    the list it yields: psycopg2 turns an exception raised in a COPY's read() into a failed COPY."""
+    import signal
+    import threading
+
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum: int, frame: object) -> None:
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    for signum in previous:
+        signal.signal(signum, note)
+    try:
+        yield noted
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def target_schema() -> str:
     """The dbt profile's schema (profiles/profiles.yml reads the same variable)."""
     return os.environ.get("TAXI_SCHEMA", "nyc_taxi")
@@ -128,10 +154,12 @@ class Warehouse:
         """Stream the file into the month's landing table (tripdata_begin_load made it ready)."""
         import psycopg2
 
-        with CsvStream(spec, month, path, progress=progress) as stream:
+        with CsvStream(spec, month, path, progress=progress) as stream, interrupts_noted() as interrupts:
             try:
                 self.copy_month(spec, month, stream)
             except psycopg2.Error as error:
+                if interrupts:  # Ctrl-C or SIGTERM, raised in our read() and turned by psycopg2 into this
+                    raise KeyboardInterrupt from error
                 if stream.failure is not None:
                     raise stream.failure from error
                 # COPY's own words name the line and column of a bad row
@@ -209,10 +237,16 @@ class Warehouse:
             " order by finished_at desc limit 1",
             (taxi, month.first_day),
         )
-        return rows[0] if rows else None
+        return rows[0] if rows and rows[0]["action"] != "removed" else None  # removed: holds no load
 
-    def month_states(self) -> list[dict[str, Any]]:
-        """Per taxi and file month: the latest attempt, and the rows of the last successful load."""
+    def month_states(self, loads: str | None = None) -> list[dict[str, Any]]:
+        """Per taxi and file month: the latest attempt, and the rows of the last successful load.
+
+        From the ledger, or from `loads` (dbt's relation name of stg_ingestion__loads) when it
+        exists: there a running load whose loader is gone is already `interrupted`.
+        """
+        if loads is not None and self._query("select 1", needs=loads) is None:
+            loads = None
         return (
             self._query(
                 """
@@ -221,9 +255,9 @@ class Warehouse:
                 (select s.rows_loaded from {ledger} as s
                  where s.taxi = l.taxi and s.file_month = l.file_month and s.state = 'succeeded'
                  order by s.finished_at desc limit 1) as rows_loaded
-            from {ledger} as l
+            from {loads} as l
             order by taxi, file_month, started_at desc
-            """
+            """.replace("{loads}", loads or "{ledger}")
             )
             or []
         )

@@ -128,7 +128,10 @@ def test_a_failed_month_exits_1_with_the_command_that_resumes(db, warehouse_env,
     )
 
     assert done.returncode == 1
-    resume = "runner backfill --taxi green --start 2020-06 --end 2020-06 --jobs 2"
+    # every option that says what the run reads or writes comes back: here the source and the jobs
+    resume = (
+        f"runner backfill --taxi green --start 2020-06 --end 2020-06 --source {tmp_path / 'files'} --jobs 2"
+    )
     assert resume in done.stderr
     summary = json.loads(done.stdout.splitlines()[-1])
     assert summary["summary"] == {"loaded": 3, "failed": 1} and summary["resume"] == resume

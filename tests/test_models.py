@@ -323,12 +323,22 @@ def test_a_runs_models_build_takes_only_whats_downstream_of_its_main_tables(make
     assert not [test for test in tests if "stg_green" in test or "taxi_zone_lookup" in test]
 
 
-def test_a_changed_seed_is_reloaded_and_every_months_models_rebuilt(make_pipeline, db, project, tmp_path):
+@pytest.mark.parametrize(
+    ("relation", "node"),
+    [
+        ("table nyc_taxi_staging.taxi_zone_lookup", "seed file nyc_taxi_staging.taxi_zone_lookup"),
+        ("view nyc_taxi_core.dim_zones", "sql view model nyc_taxi_core.dim_zones"),
+    ],
+)
+def test_a_seed_or_view_changed_since_built_is_rebuilt_with_every_month(
+    make_pipeline, db, project, tmp_path, relation, node
+):
     green = project.taxi("green")
     source = months_of(tmp_path, {"2020-09": slice(0, 200), "2020-10": slice(200, 500)})
     assert not make_pipeline(source=source).run([(green, Month(2020, 9)), (green, Month(2020, 10))]).failed
-    with db.cursor() as cursor:  # the seed in the warehouse is now another file than the project's
-        cursor.execute("comment on table nyc_taxi_staging.taxi_zone_lookup is 'an older file'")
+    name = relation.split(".")[-1]
+    with db.cursor() as cursor:  # built from another version of the file than the project's
+        cursor.execute(f"comment on {relation} is 'built from an older file'")
         cursor.execute("update nyc_taxi_core.dm_monthly_zone_revenue set revenue_zone = 'old name'")
 
     pipeline = make_pipeline(source=source)
@@ -337,12 +347,12 @@ def test_a_changed_seed_is_reloaded_and_every_months_models_rebuilt(make_pipelin
 
     assert [o.status for o in result.outcomes] == ["skipped"]
     assert not result.failed, result.downstream_error
-    assert any("the seed taxi_zone_lookup changed" in warning for warning in recorder.warnings)
-    assert "seed file nyc_taxi_staging.taxi_zone_lookup" in " ".join(recorder.nodes)
+    assert any(f"the project's {name} changed since built" in warning for warning in recorder.warnings)
+    assert node in recorder.nodes
     assert result.models_months == ["2020-09", "2020-10"]
     renamed = "select count(*) from nyc_taxi_core.dm_monthly_zone_revenue where revenue_zone = 'old name'"
     assert fetch(db, renamed) == [(0,)]
-    assert pipeline.models_state().seeds_changed == ()  # the table says which file it holds
+    assert pipeline.models_state().changed == ()  # the relation says which file it was built from
 
 
 def test_a_month_dbt_loaded_alone_is_behind_until_the_next_run(make_pipeline, dbt, db, project, raw_dir):

@@ -126,7 +126,10 @@ def get(served: Served, cache: Path, **options: Any) -> FetchedFile:
 
 
 def cache_files(cache: Path) -> list[str]:
-    return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file())
+    """The cached files (not the folder's CACHEDIR.TAG)."""
+    return sorted(
+        str(p.relative_to(cache)) for p in cache.rglob("*") if p.is_file() and p.name != "CACHEDIR.TAG"
+    )
 
 
 def test_good_download(server: Served, tmp_path: Path) -> None:
@@ -375,18 +378,32 @@ def test_clean_cache_removes_only_its_files(server: Served, tmp_path: Path) -> N
     server.publish(body, '"v1"')
     cache = tmp_path / "cache"
     get(server, cache)
-    (cache / TAXI / "green_tripdata_2019-02.csv.gz.part").write_bytes(b"half")
+    (cache / TAXI / "green_tripdata_2019-02.csv.gz.part").write_bytes(b"half")  # a cut-off download
+    (cache / TAXI / "green_tripdata_2019-03.csv.gz").write_bytes(b"put there by hand: no sidecar")
     (cache / "yellow").mkdir()
     (cache / "yellow" / "notes.txt").write_text("mine")
+    (cache / "empty").mkdir()  # not the runner's either
     sidecar_size = (cache / TAXI / f"{FILENAME}.meta.json").stat().st_size
 
     removed, freed = clean_cache(cache)
 
     assert (removed, freed) == (3, len(body) + sidecar_size + 4)
-    assert cache_files(cache) == ["yellow/notes.txt"]
-    assert not (cache / TAXI).exists()
+    assert cache_files(cache) == [f"{TAXI}/green_tripdata_2019-03.csv.gz", "yellow/notes.txt"]
+    assert (cache / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert (cache / "empty").is_dir()
     assert clean_cache(cache) == (0, 0)
     assert clean_cache(tmp_path / "nowhere") == (0, 0)
+
+
+def test_clean_cache_refuses_a_folder_that_is_not_its_cache(tmp_path: Path) -> None:
+    """The bundled data/tripdata, say: trip files the runner never downloaded."""
+    folder = tmp_path / "tripdata"
+    (folder / TAXI).mkdir(parents=True)
+    (folder / TAXI / FILENAME).write_bytes(trip_file())
+
+    with pytest.raises(SourceError, match="is not the runner's download cache"):
+        clean_cache(folder)
+    assert (folder / TAXI / FILENAME).exists()
 
 
 @pytest.mark.parametrize("bad", ["ftp://example.com/data", "", "   ", "http://", "file://otherhost/data"])

@@ -28,13 +28,14 @@
 
 
 {% macro validate_taxi(taxi) %}
+    {#- The taxi type as the project names it (any case accepted, as the runner does), or an error. -#}
     {%- set known = tripdata_taxis() -%}
-    {%- if taxi is not string or taxi not in known -%}
+    {%- if taxi is not string or taxi | trim | lower not in known -%}
         {{ exceptions.raise_compiler_error(
             "var taxi=" ~ (taxi | string) ~ " is not a known taxi type: use one of " ~ known | join(', ')
         ) }}
     {%- endif -%}
-    {{ return(taxi) }}
+    {{ return(taxi | trim | lower) }}
 {% endmacro %}
 
 
@@ -79,7 +80,7 @@
     {%- elif taxi_var is none or month_var is none -%}
         {{ exceptions.raise_compiler_error("set both vars, taxi and month (got taxi=" ~ taxi_var ~ ", month=" ~ month_var ~ ")") }}
     {%- endif -%}
-    {%- do validate_taxi(taxi_var) -%}
+    {%- set taxi_var = validate_taxi(taxi_var) -%}
     {%- set month = tripdata_month(month_var) -%}
     {%- if taxi_var != taxi -%}
         {{ return(none) }}

@@ -9,15 +9,18 @@
         where
             l.taxi = {{ sql_string(taxi) }}
             and l.file_month = cast('{{ month.first_day }}' as date)
-            and l.state = 'running'
             and l.load_id != {{ sql_string(load_id) }}
-            and l.loader_pid is not null
-            and not exists (
-                select from pg_stat_activity as a
-                where a.pid = l.loader_pid and a.backend_start = l.loader_started_at
-            )
+            and {{ load_is_abandoned('l') }}
     {% endcall %}
 {% endmacro %}
+
+
+{% macro postgres__load_is_abandoned(loads) %}
+    ({{ loads }}.state = 'running' and {{ loads }}.loader_pid is not null and not exists (
+        select from pg_stat_activity as sessions
+        where sessions.pid = {{ loads }}.loader_pid and sessions.backend_start = {{ loads }}.loader_started_at
+    ))
+{%- endmacro %}
 
 
 {% macro postgres__ledger_loader_columns(taxi, month, loader) %}

@@ -65,7 +65,7 @@
             same_id_variants bigint,
             pickups_outside_month bigint,
             state text not null check (state in ('running', 'succeeded', 'failed')),
-            action text check (action in ('loaded', 'replaced', 'unchanged')),
+            action text constraint load_ledger_action_check check (action in ('loaded', 'replaced', 'unchanged', 'removed')),
             error text,
             started_at timestamptz not null,
             finished_at timestamptz,

@@ -19,7 +19,7 @@ zones as (
 
 loads as (
 
-    select * from {{ source('ingestion', 'load_ledger') }}
+    select * from {{ ref('stg_ingestion__loads') }}
 
 ),
 

@@ -29,7 +29,7 @@ dropoff_zones as (
 
 loads as (
 
-    select * from {{ source('ingestion', 'load_ledger') }}
+    select * from {{ ref('stg_ingestion__loads') }}
 
 ),
 

@@ -684,8 +684,18 @@ def _dumper() -> type:
 
 
 def emit(out_dir: str | Path, namespace: str = NAMESPACE) -> list[Path]:
-    """Write one `<flow id>.yml` per flow into out_dir; returns the paths written."""
+    """Write one `<flow id>.yml` per flow into out_dir; returns the paths written.
+
+    ValueError, before anything is written, for a namespace Kestra would refuse."""
     import yaml
+
+    from runner.kestra.validate import load_catalogue
+
+    if not load_catalogue().namespace_re.match(namespace):
+        raise ValueError(
+            f"{namespace!r} is not a Kestra namespace:"
+            " letters, digits, _ and -, dot-separated, like nyc_taxi.prod"
+        )
 
     dumper = _dumper()
     out = Path(out_dir)

@@ -36,7 +36,7 @@ dropoff_zones as (
 
 loads as (
 
-    select * from `taxi-test`.`nyc_taxi`.`load_ledger`
+    select * from `taxi-test`.`nyc_taxi_staging`.`stg_ingestion__loads`
 
 ),
 
