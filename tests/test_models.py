@@ -314,6 +314,7 @@ def test_a_runs_models_build_takes_only_whats_downstream_of_its_main_tables(make
     assert built == {
         "nyc_taxi.yellow_tripdata",
         "nyc_taxi_staging.stg_yellow_tripdata",
+        "nyc_taxi_staging.stg_ingestion__loads",  # the ledger is made with the main tables
         "nyc_taxi_core.fact_trips",
         "nyc_taxi_core.dm_monthly_zone_revenue",
         "nyc_taxi_core.model_loads",

@@ -1,7 +1,9 @@
 {#-
     One plain select, without import CTEs: then Postgres sees through it to the ledger's primary
     key, and a query of fact_trips that does not use loaded_at skips fact_trips' join to it.
+    The main tables' materialization makes the ledger: this view is built after them.
 -#}
+-- depends_on: {{ ref('green_tripdata') }}, {{ ref('yellow_tripdata') }}
 
 select
     -- ids
