@@ -68,6 +68,7 @@ class Params:
     month: str
     rows: int
     seed: int = 0
+    repeats: bool = True  # False: no exact repeats and no same-id variants (every id distinct)
     version: int = GENERATOR_VERSION
 
 
@@ -85,11 +86,11 @@ def output_path(out: Path, taxi: str, month: str) -> Path:
     return Path(out) / taxi / f"{taxi}_tripdata_{month}.csv.gz"
 
 
-def planned_counts(rows: int) -> dict[str, int]:
+def planned_counts(rows: int, repeats: bool = True) -> dict[str, int]:
     """How many special rows a file of `rows` rows gets."""
     return {
-        "exact_repeat": min(300, rows // 2000),
-        "same_id_variant": min(30, rows // 20000),
+        "exact_repeat": min(300, rows // 2000) if repeats else 0,
+        "same_id_variant": min(30, rows // 20000) if repeats else 0,
         "far_pickup": min(12, max(1, rows // 100_000)) if rows >= 1000 else 0,
         "refund": rows // 1000,
     }
@@ -314,7 +315,7 @@ def _chunk(task: tuple[Params, int, int, dict[int, str]]) -> tuple[bytes, dict[s
 
 def _plan(params: Params) -> list[tuple[Params, int, int, dict[int, str]]]:
     rng = random.Random(f"{params.seed}:{params.taxi}:{params.month}:{params.rows}:plan")
-    wanted = planned_counts(params.rows)
+    wanted = planned_counts(params.rows, params.repeats)
     positions = rng.sample(range(params.rows), sum(wanted.values()))
     kinds = [kind for kind, n in wanted.items() for _ in range(n)]
     tasks = []
@@ -333,12 +334,19 @@ def _read_sidecar(path: Path) -> dict | None:
 
 
 def generate(
-    taxi: str, month: str, rows: int, out: Path, seed: int = 0, jobs: int | None = None, force: bool = False
+    taxi: str,
+    month: str,
+    rows: int,
+    out: Path,
+    seed: int = 0,
+    jobs: int | None = None,
+    force: bool = False,
+    repeats: bool = True,
 ) -> Generated:
     """Write the month's file under `out` unless the same parameters already made it; say where it is."""
     datetime.strptime(month + "-01", "%Y-%m-%d")  # a YYYY-MM month, or ValueError
     model(taxi)  # fail early on an unknown taxi; forked workers inherit the parsed model
-    params = Params(taxi=taxi, month=month, rows=rows, seed=seed)
+    params = Params(taxi=taxi, month=month, rows=rows, seed=seed, repeats=repeats)
     path = output_path(out, taxi, month)
     sidecar = _read_sidecar(path)
     if (
@@ -394,9 +402,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--force", action="store_true", help="generate again even if cached")
+    parser.add_argument("--no-repeats", action="store_true", help="no repeated ids: every row's id distinct")
     args = parser.parse_args(argv)
     result = generate(
-        args.taxi, args.month, args.rows, args.out, seed=args.seed, jobs=args.jobs, force=args.force
+        args.taxi,
+        args.month,
+        args.rows,
+        args.out,
+        seed=args.seed,
+        jobs=args.jobs,
+        force=args.force,
+        repeats=not args.no_repeats,
     )
     how = "cached" if result.cached else f"generated in {result.seconds:.1f} s"
     print(

@@ -43,7 +43,7 @@ from generate import generate
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 OUT = BENCH / "out"
-GREEN_ROWS = 630_000
+GREEN_ROWS = 3_000_000
 YELLOW_ROWS = 7_600_000
 RATIO_MONTH = "2019-01"
 SERIES_START = "2019-01"
@@ -58,6 +58,7 @@ SETTINGS = (
     "work_mem",
     "maintenance_work_mem",
     "checkpoint_timeout",
+    "max_wal_senders",
     "wal_compression",
     "max_parallel_maintenance_workers",
     "autovacuum",
@@ -194,14 +195,17 @@ class ServerLog:
 
 
 class Server:
-    """The benchmark's own PostgreSQL: runner.embedded with default durability, in a /tmp folder."""
+    """The benchmark's own PostgreSQL in a /tmp folder: runner.embedded as the runner starts it
+    (`embedded`: its SERVER_SETTINGS), or with PostgreSQL's defaults for every setting (`defaults`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "embedded") -> None:
         from runner.embedded import EmbeddedPostgres
 
         self.folder = Path(tempfile.mkdtemp(prefix="taxi-bench-", dir="/tmp"))
         self.folder.chmod(0o755)  # as root the server runs as postgres, which must enter it
-        self.pg = EmbeddedPostgres(data_dir=self.folder / "pgdata", port=free_port())  # fast_init False
+        settings = {} if kind == "defaults" else None  # None: the runner's own
+        self.pg = EmbeddedPostgres(data_dir=self.folder / "pgdata", port=free_port(), settings=settings)
+        self.kind = kind
         self.admin: Any = None
 
     def start(self, settings: list[str]) -> None:
@@ -338,7 +342,7 @@ def build_pipeline(source: Path, cache_dir: Path, server: Server) -> tuple[Any, 
     dbt.build = probe.wrap("dbt build: merge", dbt.build)
     dbt.run_operation = probe.wrap("dbt run-operation: begin load", dbt.run_operation)
     pipeline_module.fetch = probe.wrap("fetch: sha256 of the file", pipeline_module.fetch)
-    pipeline_module.check_header = probe.wrap("header check", pipeline_module.check_header)
+    pipeline_module.read_header = probe.wrap("header read", pipeline_module.read_header)
     return pipeline, probe
 
 
@@ -538,8 +542,8 @@ def series_section(server: Server, pipeline: Any, probe: Probe, green_file: Path
         if not (target.exists() and os.path.samefile(target, green_file)):
             target.unlink(missing_ok=True)
             os.link(green_file, target)
-    pipeline.settings = type(pipeline.settings)(
-        source=str(folder), cache_dir=pipeline.settings.cache_dir, force=True
+    pipeline.settings = type(pipeline.settings)(  # one file hard-linked under the months' names
+        source=str(folder), cache_dir=pipeline.settings.cache_dir, force=True, allow_other_month=True
     )
     log(f"== month {count} vs month 1 ({count} green months, {months[0]} .. {months[-1]})")
     server.drop_schemas()
@@ -592,6 +596,58 @@ def series_section(server: Server, pipeline: Any, probe: Probe, green_file: Path
         "median_last3": tail,
         "ratio_median_last3_first3": tail / head,
         "runs": runs,
+    }
+
+
+def jobs_section(server: Server, green_file: Path, count: int, cache_dir: Path) -> dict:
+    """`runner backfill --jobs 1` and `--jobs 2` over the same `count` green months (each a first load)."""
+    from runner.project import Month
+
+    months = [Month.parse(SERIES_START)]
+    while len(months) < count:
+        months.append(months[-1].next())
+    folder = OUT / "jobs"
+    for month in months:  # one generated month, hard-linked under each month's file name
+        target = folder / "green" / f"green_tripdata_{month}.csv.gz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not (target.exists() and os.path.samefile(target, green_file)):
+            target.unlink(missing_ok=True)
+            os.link(green_file, target)
+    log(f"== --jobs 1 vs --jobs 2: runner backfill of {count} green months")
+    runs = {}
+    for jobs in (1, 2):
+        server.drop_schemas()
+        server.checkpoint()
+        command = [
+            *(sys.executable, "-m", "runner", "backfill", "--taxi", "green"),
+            *("--start", str(months[0]), "--end", str(months[-1]), "--source", str(folder)),
+            *("--jobs", str(jobs), "--json", "--allow-other-month"),  # one file, hard-linked
+        ]
+        started, cpu = time.monotonic(), cpu_times()
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "RUNNER_CACHE_DIR": str(cache_dir)},
+        )
+        seconds = time.monotonic() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stderr[-2000:]}")
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        runs[jobs] = {
+            "command": " ".join(command),
+            "seconds": seconds,
+            "months_seconds": summary["months_seconds"],
+            "models_seconds": summary["models_seconds"],
+            "machine_cpu": cpu_delta(cpu),
+        }
+        log(f"   --jobs {jobs}: {seconds:.1f} s (months {summary['months_seconds']} s)")
+    return {
+        "months": [str(m) for m in months],
+        "runs": runs,
+        "speedup_months": runs[1]["months_seconds"] / runs[2]["months_seconds"],
+        "speedup_whole": runs[1]["seconds"] / runs[2]["seconds"],
     }
 
 
@@ -744,8 +800,9 @@ def report(results: dict[str, Any]) -> str:
         f"dbt-core {m['dbt_core']}, psycopg2 {m['psycopg2']}",
         f"server:  {m['postgres']}",
         "settings: " + ", ".join(f"{k}={v}" for k, v in results["server_settings"].items()),
-        "         (fresh embedded server, default durability, initdb without --no-sync; "
-        "log_min_duration_statement=0 for the statement breakdown; CHECKPOINT before each timed sample)",
+        f"         (fresh server: {results['server_kind']}; fsync and synchronous_commit on; "
+        "initdb without --no-sync; log_min_duration_statement=0 for the statement breakdown;"
+        " CHECKPOINT before each timed sample)",
     ]
     if results["server_settings_changed"]:
         lines.append(
@@ -804,6 +861,16 @@ def report(results: dict[str, Any]) -> str:
             f"{fmt_s(s['fixed_steps_median_last3'])}",
             "   checkpoints during each month: "
             + " ".join(f"{r['server']['checkpoints']:.0f}" for r in s["runs"]),
+            "",
+        ]
+    j = results.get("jobs")
+    if j:
+        one, two = j["runs"][1], j["runs"][2]
+        lines += [
+            f"2b. --jobs 2 over --jobs 1: runner backfill of {len(j['months'])} green months, first loads",
+            f"   --jobs 1: months {fmt_s(one['months_seconds'])}, whole {fmt_s(one['seconds'])};"
+            f" --jobs 2: months {fmt_s(two['months_seconds'])}, whole {fmt_s(two['seconds'])}",
+            f"   speed-up: months {j['speedup_months']:.2f}x, whole command {j['speedup_whole']:.2f}x",
             "",
         ]
     mem = results.get("memory")
@@ -888,11 +955,21 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["green", "yellow", "series", "memory", "diagnostics"],
+        choices=["green", "yellow", "series", "jobs", "memory", "diagnostics"],
         help="leave a section out",
     )
-    parser.add_argument("--green-rows", type=int, default=GREEN_ROWS, help=argparse.SUPPRESS)
-    parser.add_argument("--yellow-rows", type=int, default=YELLOW_ROWS, help=argparse.SUPPRESS)
+    parser.add_argument("--green-rows", type=int, default=GREEN_ROWS, help="rows of the green-size month")
+    parser.add_argument("--yellow-rows", type=int, default=YELLOW_ROWS, help="rows of the yellow-size month")
+    parser.add_argument(
+        "--server",
+        choices=["embedded", "defaults"],
+        default="embedded",
+        help="the embedded server as the runner starts it, or with PostgreSQL's default settings",
+    )
+    parser.add_argument(
+        "--no-repeats", action="store_true", help="months without repeated ids (default: a few hundred)"
+    )
+    parser.add_argument("--jobs-months", type=int, default=4, help="months in the --jobs 1 vs 2 section")
     parser.add_argument("--data", type=Path, default=OUT / "data", help="generated files (cached)")
     parser.add_argument("--json", type=Path, default=OUT / "results.json")
     parser.add_argument(
@@ -911,16 +988,19 @@ def main(argv: list[str] | None = None) -> int:
         "targets": TARGETS,
         "json": str(args.json),
         "server_settings_changed": args.set,
+        "server_kind": args.server,
+        "repeats": not args.no_repeats,
         "ratio": {},
     }
     OUT.mkdir(parents=True, exist_ok=True)
 
     log("== data")
     files = {}
+    data = args.data / "no-repeats" if args.no_repeats else args.data
     for taxi, rows in (("green", args.green_rows), ("yellow", args.yellow_rows)):
         if taxi == "yellow" and {"yellow", "memory"} <= set(args.skip):
             continue
-        made = generate(taxi, RATIO_MONTH, rows, args.data)
+        made = generate(taxi, RATIO_MONTH, rows, data, repeats=not args.no_repeats)
         files[taxi] = made.path
         how = "cached" if made.cached else f"generated in {made.seconds:.1f} s"
         log(f"   {made.path} ({rows:,} rows, {made.bytes / 1e6:.0f} MB, {how})")
@@ -933,7 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
             "special_rows": made.counts,
         }
 
-    server = Server()
+    server = Server(args.server)
     work = server.folder / "work"
     foreign = ForeignCpu()
     results["sections"] = {}
@@ -960,7 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
             point_environment_at(server, work)
             results["server_settings"] = server.settings()
             results["machine"] = machine(server)
-            pipeline, probe = build_pipeline(args.data, work / "cache", server)
+            pipeline, probe = build_pipeline(data, work / "cache", server)
             try:
                 results["dbt_parse"] = section("dbt parse", lambda: parse_cost(pipeline))
                 for taxi, repeats in (("green", green_repeats), ("yellow", yellow_repeats)):
@@ -981,9 +1061,13 @@ def main(argv: list[str] | None = None) -> int:
                     )
             finally:
                 pipeline.warehouse.close()
+            if "jobs" not in args.skip:
+                results["jobs"] = section(
+                    "jobs", lambda: jobs_section(server, files["green"], args.jobs_months, work / "cache")
+                )
             if "memory" not in args.skip:
                 results["memory"] = section(
-                    "memory", lambda: memory_section(server, args.data, RATIO_MONTH, work / "cache")
+                    "memory", lambda: memory_section(server, data, RATIO_MONTH, work / "cache")
                 )
     except BaseException as error:
         results["error"] = f"{type(error).__name__}: {error}"

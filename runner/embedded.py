@@ -51,6 +51,12 @@ host    all   all   127.0.0.1/32   scram-sha-256
 host    all   all   ::1/128        scram-sha-256
 """
 LOG_TAIL_LINES = 12
+# Set at every start (command-line settings: neither postgresql.conf nor ALTER SYSTEM overrides them).
+# With wal_level minimal, a table created or truncated in the loading transaction skips the WAL: a
+# month's rows are written once, and the file is fsynced at commit instead, so a committed month still
+# survives a crash (fsync and synchronous_commit stay on). The price: no replicas, no point-in-time
+# recovery; this is a local development server (tests/test_durability.py kills it right after a load).
+SERVER_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0"}
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
 
@@ -244,6 +250,7 @@ class EmbeddedPostgres:
         dbname: str = DEFAULT_DBNAME,
         user: str = DEFAULT_USER,
         fast_init: bool = False,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute() if data_dir is not None else default_data_dir()
         self.port = port if port is not None else _default_port()
@@ -251,6 +258,7 @@ class EmbeddedPostgres:
         self.user = user
         # --no-sync for initdb only: a crash during a test's init does not matter, a real cluster's does.
         self.fast_init = fast_init
+        self.settings = SERVER_SETTINGS if settings is None else settings
         self._bindir: Path | None = None
 
     # -- public API -------------------------------------------------------------------------------
@@ -580,6 +588,7 @@ class EmbeddedPostgres:
                 str(self.port),
                 "-c",
                 f"unix_socket_directories={socket_dir}",
+                *(part for name, value in self.settings.items() for part in ("-c", f"{name}={value}")),
             )
         )
         result = self._run(

@@ -67,12 +67,13 @@
             ) -%}
         {%- endfor -%}
         {% call statement('collapse_repeats', fetch_result=true, auto_begin=true) %}
-            -- one hash aggregate: faster here than partial aggregates that then sort 7.6M groups
-            set local max_parallel_workers_per_gather = 0;
+            -- repeated ids found by their 64-bit hashes: a hash aggregate of integers, about half the
+            -- time of one of 32-character ids (bench/); a hash shared by two different ids only makes
+            -- both candidates, and the window below, by the ids themselves, keeps both
             create temporary table nyc_taxi_repeated_ids on commit drop as
-            select unique_row_id
+            select hashtextextended(unique_row_id, 0) as id_hash
             from {{ landing }}
-            group by unique_row_id
+            group by id_hash
             having count(*) > 1;
 
             create temporary table nyc_taxi_later_rows on commit drop as
@@ -82,7 +83,7 @@
                     row_number() over same_id as place_in_id,
                     rank() over same_id as first_equal_place
                 from {{ landing }}
-                where unique_row_id in (select unique_row_id from nyc_taxi_repeated_ids)
+                where hashtextextended(unique_row_id, 0) in (select id_hash from nyc_taxi_repeated_ids)
                 window same_id as (partition by unique_row_id order by {{ row_order | join(', ') }})
             )
             select
