@@ -252,7 +252,8 @@ class Server:
         from runner.warehouse import target_schema
 
         schema = target_schema()
-        for name in (schema, schema + "_landing", "bench_bare"):
+        # the models' schemas too: a mart left from another section holds months this one never loaded
+        for name in (schema, schema + "_landing", schema + "_staging", schema + "_core", "bench_bare"):
             self.execute(f'drop schema if exists "{name}" cascade')
 
     def checkpoint(self) -> None:
