@@ -53,6 +53,17 @@ def test_tick_month_matches_the_runner(zone: str, semantics: str, as_utc: bool) 
         assert (render(year, context), render(mm, context)) == (f"{want.year:04d}", f"{want.month:02d}"), tick
 
 
+@pytest.mark.parametrize("semantics", ["previous", "current"])
+def test_the_emitted_flows_own_month_variables_match_the_runner(semantics: str) -> None:
+    (trigger,) = SCHEDULED["triggers"][:1]
+    zone = trigger["timezone"]
+    year, mm = SCHEDULED["variables"]["year"], SCHEDULED["variables"]["mm"]
+    for tick in _ticks(zone):
+        context = {"trigger": {"date": tick.isoformat()}, "inputs": {"tick_month": semantics}}
+        want = month_for_tick(tick, semantics)
+        assert (render(year, context), render(mm, context)) == (f"{want.year:04d}", f"{want.month:02d}"), tick
+
+
 def test_scheduled_flow_copies_and_builds_the_ticks_month() -> None:
     copies = {t["id"]: t for t in tasks(SCHEDULED) if t["type"].endswith("postgresql.CopyIn")}
     (build,) = [t for t in tasks(SCHEDULED) if t["id"] == "dbt_build"]
