@@ -125,6 +125,24 @@ def test_second_load_changes_nothing_and_a_forced_one_keeps_the_month_whole(make
     )
 
 
+def test_remove_takes_the_month_out_and_records_it(make_bq_pipeline, bq, project):
+    green, month = project.taxi("green"), Month(2020, 10)
+    pipeline = make_bq_pipeline()
+    loaded = pipeline.load_month(green, month)
+    assert loaded.status == "loaded", loaded.message
+
+    removed = pipeline.remove_month(green, month, reason="a test")
+    assert removed is not None and removed["load_id"] == loaded.load_id
+    assert bq_month(bq, "green", "2020-10") == {}
+    assert pipeline.warehouse.last_success("green", month) is None  # the month holds no load
+    (last,) = query(
+        bq,
+        f"select action, rows_loaded, error from `{bq.config.project}.{bq.config.dataset}.load_ledger`"
+        " where state = 'succeeded' order by finished_at desc limit 1",
+    )
+    assert tuple(last) == ("removed", 0, "a test")
+
+
 def all_columns(rows: list[tuple]) -> dict[str, tuple]:
     """unique_row_id -> the CSV columns, numerics normalised (BigQuery writes 9 decimals)."""
     return {

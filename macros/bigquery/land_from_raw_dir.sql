@@ -22,7 +22,7 @@
             ~ " (or set var gcs_bucket / GCS_BUCKET to the bucket name)"
         ) }}
     {%- endif -%}
-    {{ return(raw_dir.rstrip('/') ~ '/' ~ taxi ~ '/' ~ taxi ~ '_tripdata_' ~ month.month ~ '.csv.gz') }}
+    {{ return(raw_dir.rstrip('/') ~ '/' ~ taxi ~ '/' ~ tripdata_filename(taxi, month)) }}
 {% endmacro %}
 
 

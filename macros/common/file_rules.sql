@@ -10,7 +10,7 @@
 
 {% macro tripdata_file_label(taxi, month) %}
     {#- How messages name a month's file: `green_tripdata_2019-01.csv.gz (green 2019-01)`. -#}
-    {{ return(taxi ~ '_tripdata_' ~ month.month ~ '.csv.gz (' ~ taxi ~ ' ' ~ month.month ~ ')') }}
+    {{ return(tripdata_filename(taxi, month) ~ ' (' ~ taxi ~ ' ' ~ month.month ~ ')') }}
 {% endmacro %}
 
 

@@ -25,7 +25,7 @@
     {%- do tripdata_begin() -%}
     {%- do create_landing_table(taxi, args) -%}
     {%- do ledger_insert_running(taxi, args, load_id, {
-        'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
+        'filename': filename or tripdata_filename(taxi, args),
         'source_url': source_url, 'bytes': bytes, 'checksum': checksum, 'loaded_by': loaded_by,
         'loader': 'runner lock',
     }) -%}
@@ -63,7 +63,7 @@
         {%- do tripdata_begin() -%}
         {%- if ledger_load(load_id) is none -%}
             {%- do ledger_insert_running(taxi, args, load_id, {
-                'filename': filename or taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz',
+                'filename': filename or tripdata_filename(taxi, args),
                 'source_url': source_url, 'bytes': none, 'checksum': none, 'loaded_by': loaded_by,
                 'loader': none,
             }) -%}

@@ -20,7 +20,7 @@
         {%- if relation is not none and relation.is_table -%}{%- do models.append(relation) -%}{%- endif -%}
     {%- endfor -%}
     {%- do remove_month_rows(taxi, args, load_id, current, models, {
-        'filename': taxi ~ '_tripdata_' ~ args.month ~ '.csv.gz', 'source_url': none, 'bytes': none, 'checksum': none,
+        'filename': tripdata_filename(taxi, args), 'source_url': none, 'bytes': none, 'checksum': none,
         'loaded_by': removed_by, 'error': reason,
     }) -%}
     {{ log(taxi ~ ' ' ~ args.month ~ ': removed' ~ (' (' ~ current.rows_loaded ~ ' rows of load ' ~ current.load_id ~ ')' if current else ': it held no rows') ~ '; load ' ~ load_id, info=true) }}
@@ -39,13 +39,7 @@
     {%- do ledger_insert_running(taxi, month, load_id, info) -%}
     {% call statement('remove_month', auto_begin=true) %}
         drop table if exists {{ month_partition_relation(taxi, month) }};
-        {%- if current is not none %}
-            {%- for model in models %}
-        delete from {{ model }} where load_id = {{ sql_string(current.load_id) }};
-            {%- endfor %}
-        {%- endif %}
-        {{ ledger_finish_sql(load_id, {'action': 'removed', 'rows_loaded': 0}) }};
-        update {{ ledger_relation() }} set error = {{ sql_string(info.error) }} where load_id = {{ sql_string(load_id) }}
+        {{ remove_month_record_sql(load_id, current, models, info) }}
     {% endcall %}
     {%- do tripdata_commit() -%}
 {% endmacro %}
@@ -58,16 +52,22 @@
     {% call statement('remove_month') %}
         begin transaction;
         delete from {{ tripdata_relation(taxi) }} where file_month = date '{{ month.first_day }}';
-        {%- if current is not none %}
-            {%- for model in models %}
-        delete from {{ model }} where load_id = {{ sql_string(current.load_id) }};
-            {%- endfor %}
-        {%- endif %}
-        {{ ledger_finish_sql(load_id, {'action': 'removed', 'rows_loaded': 0}) }};
-        update {{ ledger_relation() }} set error = {{ sql_string(info.error) }} where load_id = {{ sql_string(load_id) }};
+        {{ remove_month_record_sql(load_id, current, models, info) }}
         commit transaction;
     {% endcall %}
 {% endmacro %}
+
+
+{% macro remove_month_record_sql(load_id, current, models, info) %}
+    {#- Both warehouses, after the month's rows: the models lose the rows of its load, the ledger records the removal. -#}
+    {%- if current is not none %}
+        {%- for model in models %}
+    delete from {{ model }} where load_id = {{ sql_string(current.load_id) }};
+        {%- endfor %}
+    {%- endif %}
+    {{ ledger_finish_sql(load_id, {'action': 'removed', 'rows_loaded': 0}) }};
+    update {{ ledger_relation() }} set error = {{ sql_string(info.error) }} where load_id = {{ sql_string(load_id) }};
+{%- endmacro %}
 
 
 {% macro ledger_allow_removed() %}

@@ -69,6 +69,12 @@
 {% endmacro %}
 
 
+{% macro tripdata_filename(taxi, month) %}
+    {#- A month's file, as the public release names it: `green_tripdata_2019-01.csv.gz`. -#}
+    {{ return(taxi ~ '_tripdata_' ~ month.month ~ '.csv.gz') }}
+{% endmacro %}
+
+
 {% macro tripdata_month_vars(taxi) %}
     {#-
         The month a `dbt build --vars '{taxi: .., month: ..}'` asks `taxi`'s model to ingest,
@@ -87,7 +93,7 @@
     {%- endif -%}
     {%- do month.update({
         'taxi': taxi,
-        'filename': taxi ~ '_tripdata_' ~ month.month ~ '.csv.gz',
+        'filename': tripdata_filename(taxi, month),
     }) -%}
     {%- set raw_dir = tripdata_raw_dir() -%}
     {%- if raw_dir is not none -%}

@@ -11,7 +11,7 @@
             "var raw_dir=" ~ (raw_dir | string) ~ " must be an absolute folder path of letters, digits and . _ / - only"
         ) }}
     {%- endif -%}
-    {{ return(raw_dir.rstrip('/') ~ '/' ~ taxi ~ '/' ~ taxi ~ '_tripdata_' ~ month.month ~ '.csv.gz') }}
+    {{ return(raw_dir.rstrip('/') ~ '/' ~ taxi ~ '/' ~ tripdata_filename(taxi, month)) }}
 {% endmacro %}
 
 
