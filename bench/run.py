@@ -530,19 +530,26 @@ def median_breakdown(samples: list[dict[str, float]]) -> dict[str, float]:
     return dict(sorted(medians.items(), key=lambda item: -item[1]))
 
 
-def series_section(server: Server, pipeline: Any, probe: Probe, green_file: Path, count: int) -> dict:
+def linked_months(green_file: Path, count: int, folder: Path) -> list[Any]:
+    """`count` green months from SERIES_START in `folder` (a runner source): the one generated file,
+    hard-linked under each month's file name (so its loads need allow_other_month)."""
     from runner.project import Month
 
     months = [Month.parse(SERIES_START)]
     while len(months) < count:
         months.append(months[-1].next())
-    folder = OUT / "series"
-    for month in months:  # one generated month, hard-linked under every month's file name
+    for month in months:
         target = folder / "green" / f"green_tripdata_{month}.csv.gz"
         target.parent.mkdir(parents=True, exist_ok=True)
         if not (target.exists() and os.path.samefile(target, green_file)):
             target.unlink(missing_ok=True)
             os.link(green_file, target)
+    return months
+
+
+def series_section(server: Server, pipeline: Any, probe: Probe, green_file: Path, count: int) -> dict:
+    folder = OUT / "series"
+    months = linked_months(green_file, count, folder)
     pipeline.settings = type(pipeline.settings)(  # one file hard-linked under the months' names
         source=str(folder), cache_dir=pipeline.settings.cache_dir, force=True, allow_other_month=True
     )
@@ -602,18 +609,8 @@ def series_section(server: Server, pipeline: Any, probe: Probe, green_file: Path
 
 def jobs_section(server: Server, green_file: Path, count: int, cache_dir: Path) -> dict:
     """`runner backfill --jobs 1` and `--jobs 2` over the same `count` green months (each a first load)."""
-    from runner.project import Month
-
-    months = [Month.parse(SERIES_START)]
-    while len(months) < count:
-        months.append(months[-1].next())
     folder = OUT / "jobs"
-    for month in months:  # one generated month, hard-linked under each month's file name
-        target = folder / "green" / f"green_tripdata_{month}.csv.gz"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not (target.exists() and os.path.samefile(target, green_file)):
-            target.unlink(missing_ok=True)
-            os.link(green_file, target)
+    months = linked_months(green_file, count, folder)
     log(f"== --jobs 1 vs --jobs 2: runner backfill of {count} green months")
     runs = {}
     for jobs in (1, 2):
