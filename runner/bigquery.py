@@ -147,8 +147,9 @@ class BigQueryWarehouse:
 
     @contextmanager
     def runner_lock(self, taxi: str, month: Month) -> Iterator[None]:
-        """Nothing to take here: the month's lease in the ledger (tripdata_begin_load) serialises loads."""
-        yield
+        """Nothing to take here: the month's lease in the ledger (tripdata_begin_load) serialises loads,
+        and no session outlives a call to name as the load's loader."""
+        yield None
 
     @contextmanager
     def merge_lock(self) -> Iterator[None]:

@@ -419,14 +419,14 @@ class Pipeline:
             )
 
         try:
-            with self.warehouse.runner_lock(spec.name, month):
-                return self._land_and_merge(spec, month, fetched, load_id)
+            with self.warehouse.runner_lock(spec.name, month) as loader:
+                return self._land_and_merge(spec, month, fetched, load_id, loader)
         except WarehouseError as error:  # the connection was lost outside a load step (lock, ledger reads)
             self._record_failure(load_id, spec, month, str(error))
             return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id)
 
     def _land_and_merge(
-        self, spec: TaxiSpec, month: Month, fetched: FetchedFile, load_id: str
+        self, spec: TaxiSpec, month: Month, fetched: FetchedFile, load_id: str, loader: dict | None
     ) -> MonthOutcome:
         filename = spec.filename(month)
         current = self.warehouse.last_success(spec.name, month)
@@ -455,6 +455,7 @@ class Pipeline:
                     "loaded_by": "runner",
                     "header": header,  # checked there: one rule for every path that lands a file
                     "readable": readable,
+                    "loader": loader,  # the session holding the runner lock: the load dies with it
                 },
             )
             self.reporter.stage(spec, month, "copy", total=fetched.size)
@@ -524,7 +525,7 @@ class Pipeline:
         spec, month = decided.spec, decided.month
         load_id = str(uuid.uuid4())
         try:
-            with self.warehouse.runner_lock(spec.name, month):
+            with self.warehouse.runner_lock(spec.name, month) as loader:
                 self.dbt.run_operation(
                     "tripdata_begin_load",
                     {
@@ -534,6 +535,7 @@ class Pipeline:
                         "filename": spec.filename(month),
                         "checksum": decided.checksum,
                         "loaded_by": "runner",
+                        "loader": loader,
                     },
                 )
                 # nothing landed: the merge finds the month loaded from this file and records it so

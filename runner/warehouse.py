@@ -65,11 +65,6 @@ def target_schema() -> str:
     return os.environ.get("TAXI_SCHEMA", "nyc_taxi")
 
 
-def month_lock_key(taxi: str, month: Month) -> tuple[str, int]:
-    """Arguments of the month's advisory lock; macros/postgres/tables.sql (lock_month) takes the same."""
-    return f"tripdata:{taxi}", month.year * 100 + month.month
-
-
 @dataclass
 class Warehouse:
     schema: str
@@ -96,10 +91,11 @@ class Warehouse:
         return self._connection
 
     @contextmanager
-    def _session_lock(self, key_sql: str, params: tuple = ()) -> Iterator[None]:
+    def _session_lock(self, key_sql: str, params: tuple = ()) -> Iterator[dict[str, Any]]:
         """A session-level advisory lock on the runner's connection, held until the block ends.
 
         It survives the commits inside the block and is released by the server if the runner dies.
+        The block gets the session that holds it: its pid and start time (a pid can be reused).
         """
         import psycopg2
 
@@ -107,11 +103,15 @@ class Warehouse:
         try:
             with connection.cursor() as cursor:
                 cursor.execute(f"select pg_advisory_lock({key_sql})", params)
+                cursor.execute(
+                    "select pid, backend_start::text from pg_stat_activity where pid = pg_backend_pid()"
+                )
+                pid, started_at = cursor.fetchone()
             connection.commit()
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
             raise connection_lost(error) from error
         try:
-            yield
+            yield {"pid": pid, "started_at": started_at}
         finally:
             try:
                 if not connection.closed:
@@ -124,12 +124,13 @@ class Warehouse:
                 # the error that brought us here behind this one
                 connection.close()
 
-    def runner_lock(self, taxi: str, month: Month) -> AbstractContextManager[None]:
+    def runner_lock(self, taxi: str, month: Month) -> AbstractContextManager[dict[str, Any]]:
         """One runner per taxi and month at a time, for the whole month (download to merge).
 
-        The macros' transaction lock serialises everything else.
+        The macros' transaction lock serialises everything else. The block gets the session that
+        holds the lock, which tripdata_begin_load records as the load's loader: when that session
+        is gone, so is the load.
         """
-        # macros/common/ledger.sql (ledger_loader_columns) finds this lock's holder by the same key
         return self._session_lock(
             "hashtext(%s), %s", (f"tripdata-runner:{taxi}", month.year * 100 + month.month)
         )
@@ -183,8 +184,10 @@ class Warehouse:
         connection = self.connect()
         try:
             with connection.cursor() as cursor:
+                # the month lock the macros take (macros/postgres/tables.sql: month_lock_function)
                 cursor.execute(
-                    "select pg_advisory_xact_lock(hashtext(%s), %s)", month_lock_key(spec.name, month)
+                    sql.SQL("select {}.tripdata_lock_month(%s, %s)").format(sql.Identifier(self.schema)),
+                    (spec.name, month.year * 100 + month.month),
                 )
                 # truncating in this transaction lets COPY write the rows already frozen
                 cursor.execute(sql.SQL("truncate {}").format(landing))

@@ -165,12 +165,15 @@ def test_a_skipped_month_still_ends_a_load_whose_loader_died(
     green, october = project.taxi("green"), project.month("2020-10")
     pipeline = make_pipeline()
     assert pipeline.load_month(green, october).status == "loaded"
-    loader = pg_server.connect()  # plays a runner: holds the month's runner lock, opens a load, dies
-    loader.autocommit = True
-    with loader.cursor() as cursor:
-        cursor.execute("select pg_advisory_lock(hashtext('tripdata-runner:green'), 202010)")
-    dbt.run_operation("tripdata_begin_load", {"taxi": "green", "month": "2020-10", "load_id": "killed-1"})
-    loader.close()
+    other = make_pipeline()  # plays a runner: holds the month's runner lock, opens a load, dies
+    with other.warehouse.runner_lock("green", october) as loader:
+        dbt.run_operation(
+            "tripdata_begin_load",
+            {"taxi": "green", "month": "2020-10", "load_id": "killed-1", "loader": loader},
+        )
+        (opened,) = [row for row in ledger(db) if row["load_id"] == "killed-1"]
+        assert (opened["loader_pid"], opened["state"]) == (loader["pid"], "running")
+        other.warehouse.close()
 
     result = pipeline.run([(green, october)])
 

@@ -7,13 +7,15 @@
               removed (the month's rows removed: macros/common/remove_month.sql)
 -#}
 
-{% macro tripdata_begin_load(taxi, month, load_id, filename=none, source_url=none, bytes=none, checksum=none, loaded_by='runner', header=none, readable=true) %}
+{% macro tripdata_begin_load(taxi, month, load_id, filename=none, source_url=none, bytes=none, checksum=none, loaded_by='runner', header=none, readable=true, loader=none) %}
     {#-
         run-operation for loaders that stream the file themselves (the runner, a Kestra CopyIn):
         makes sure the tables exist, records the load as running, and returns with an empty-or-stale
         landing table ready for `COPY .. FROM STDIN` (the loader truncates it under the month lock).
         header: the file's first line as the loader read it (readable false: not a readable gzip),
         checked first (macros/common/file_rules.sql); a loader that passes none skips the check.
+        loader: the server session the loader holds until the load ends (Postgres: {pid, started_at});
+        when it is gone, so is the load (see ledger_end_abandoned_loads). None: nobody's.
     -#}
     {%- set taxi = validate_taxi(taxi) -%}
     {%- set args = tripdata_month(month) -%}
@@ -27,7 +29,7 @@
     {%- do ledger_insert_running(taxi, args, load_id, {
         'filename': filename or tripdata_filename(taxi, args),
         'source_url': source_url, 'bytes': bytes, 'checksum': checksum, 'loaded_by': loaded_by,
-        'loader': 'runner lock',
+        'loader': loader,
     }) -%}
     {%- do lock_month(taxi, args, load_id) -%}  {#- BigQuery: the lease, held until the load finishes -#}
     {%- do tripdata_commit() -%}
@@ -100,9 +102,9 @@
 {% macro ledger_insert_running(taxi, month, load_id, info) %}
     {#-
         First, loads of the month whose loader is gone are ended (see ledger_end_abandoned_loads).
-        info.loader says whose life the new load is tied to: 'runner lock' (tripdata_begin_load: the
-        session holding the month's runner lock, if any), none (nobody's), or, when absent, this very
-        session (a load by dbt alone merges on the connection that opens its ledger row).
+        info.loader says whose life the new load is tied to: a session the loader named
+        (tripdata_begin_load), none (nobody's), or, when absent, this very session (a load by dbt
+        alone merges on the connection that opens its ledger row).
     -#}
     {%- do ledger_end_abandoned_loads(taxi, month, load_id) -%}
     {%- set loader = ledger_loader_columns(taxi, month, info.get('loader', 'this session')) -%}
@@ -127,9 +129,8 @@
     someone ends it. Each new load of a month ends the month's running loads whose loader is known
     to be gone, as failed. Known to be gone, never guessed: on Postgres a load records the server
     session its life is tied to (loader_pid, loader_started_at):
-      - the runner: the session holding the month's runner lock (runner/warehouse.py runner_lock),
-        which the runner takes before tripdata_begin_load and keeps until the month is done, and
-        which the server releases when that session ends;
+      - the runner: the session that holds the month's runner lock (runner/warehouse.py runner_lock)
+        from before tripdata_begin_load until the month is done, named by its pid and start time;
       - dbt alone: the dbt session that opens the ledger row, and merges on the same connection;
       - a loader that holds no session across its steps (Kestra: begin_load, CopyIn, build) records
         none, and is never ended this way.

@@ -24,21 +24,27 @@
 
 
 {% macro postgres__ledger_loader_columns(taxi, month, loader) %}
+    {#-
+        loader: 'this session' (dbt alone), or the session a loader holds across its steps as the
+        runner names it (runner/warehouse.py runner_lock): {'pid': .., 'started_at': ..}.
+    -#}
     {%- if loader == 'this session' -%}
-        {%- set pid = 'pg_backend_pid()' -%}
-    {%- elif loader == 'runner lock' -%}
-        {#- the key of runner/warehouse.py runner_lock; advisory locks on two int4 keys show as classid, objid, 2 -#}
-        {%- set pid = "(select lk.pid from pg_locks as lk where lk.locktype = 'advisory' and lk.granted"
-            ~ " and lk.database = (select d.oid from pg_database as d where d.datname = current_database())"
-            ~ " and lk.classid = hashtext(" ~ sql_string('tripdata-runner:' ~ taxi) ~ ")::oid"
-            ~ " and lk.objid = " ~ month.yyyymm ~ " and lk.objsubid = 2 limit 1)" -%}
-    {%- else -%}
-        {{ return({}) }}
+        {{ return({
+            'loader_pid': 'pg_backend_pid()',
+            'loader_started_at': '(select sa.backend_start from pg_stat_activity as sa where sa.pid = pg_backend_pid())',
+        }) }}
+    {%- elif loader is mapping -%}
+        {%- set pid, started_at = loader.get('pid'), loader.get('started_at') -%}
+        {%- if pid is not number or pid != pid | int
+            or started_at is not string
+            or not modules.re.match('^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9:.]+([+-][0-9:]+)?$', started_at) -%}
+            {{ exceptions.raise_compiler_error(
+                "loader " ~ (loader | string) ~ " must name a server session: {pid: <integer>, started_at: <timestamp>}"
+            ) }}
+        {%- endif -%}
+        {{ return({'loader_pid': pid | int, 'loader_started_at': "cast('" ~ started_at ~ "' as timestamptz)"}) }}
     {%- endif -%}
-    {{ return({
-        'loader_pid': pid,
-        'loader_started_at': '(select sa.backend_start from pg_stat_activity as sa where sa.pid = ' ~ pid ~ ')',
-    }) }}
+    {{ return({}) }}
 {% endmacro %}
 
 

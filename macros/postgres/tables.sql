@@ -27,6 +27,7 @@
             to_regclass({{ sql_string(main | string) }}) is not null
             and to_regclass({{ sql_string(ledger_relation() | string) }}) is not null
             and to_regnamespace({{ sql_string(adapter.quote(landing_schema())) }}) is not null
+            and to_regprocedure({{ sql_string(month_lock_function() ~ '(text, integer)') }}) is not null
     {% endcall %}
     {%- set ready = load_result('tripdata_ready').table.rows[0][0] -%}
     {%- if ready -%}
@@ -77,6 +78,12 @@
         );
         create index if not exists load_ledger_month on {{ ledger_relation() }} (taxi, file_month, finished_at);
         comment on table {{ ledger_relation() }} is 'Every attempt to load a taxi file month: what, from where, how many rows, and how it ended.';
+
+        -- the month lock, one definition for the macros and for loaders that COPY themselves (the runner)
+        create or replace function {{ month_lock_function() }}(taxi text, yyyymm integer) returns void
+        language sql volatile as $$ select pg_advisory_xact_lock(hashtext('tripdata:' || taxi), yyyymm) $$;
+        comment on function {{ month_lock_function() }}(text, integer) is
+            'Locks a taxi file month (yyyymm, like 201901) until the transaction ends: loads, merges and removals of one month take turns.';
     {% endcall %}
     {%- do tripdata_commit() -%}
 {% endmacro %}
@@ -110,9 +117,14 @@
 {% endmacro %}
 
 
+{% macro month_lock_function() %}
+    {#- runner/warehouse.py calls it by this name in the target schema, before its COPY. -#}
+    {{ return(adapter.quote(target.schema) ~ '.tripdata_lock_month') }}
+{% endmacro %}
+
+
 {% macro postgres__lock_month(taxi, month, load_id) %}
-    {#- The runner takes the same lock around its COPY (runner/warehouse.py: month_lock_key). -#}
     {% call statement('lock_month', auto_begin=true) %}
-        select pg_advisory_xact_lock(hashtext({{ sql_string('tripdata:' ~ taxi) }}), {{ month.yyyymm }});
+        select {{ month_lock_function() }}({{ sql_string(taxi) }}, {{ month.yyyymm }});
     {% endcall %}
 {% endmacro %}
