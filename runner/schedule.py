@@ -3,7 +3,8 @@
 Pure parts first (the config, which ticks are due, which month a tick loads), then the state the
 scheduler keeps in the warehouse (last tick handled and months still pending, per trigger, and a
 session advisory lock: one scheduler per warehouse), then the `Scheduler`, which takes its clock and
-its pipeline from the caller so tests can drive it. The CLI command is in runner/cli.py.
+its pipeline from the caller so tests can drive it, and last `run_on_postgres`, which sets one up on
+a PostgreSQL warehouse and runs it. The CLI command is in runner/cli/schedule.py.
 
 A tick loads one file month: by default the month before the tick (a month's file is published after
 it ends), or the tick's own month (`month: current`, the reference's `trigger.date`). A file not yet
@@ -23,12 +24,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
 from runner.project import Month, Project
+
+if TYPE_CHECKING:
+    from runner.pipeline import Settings
 
 CONFIG_NAME = "schedules.yml"
 POLICIES = ("all", "last", "none")
@@ -376,6 +380,12 @@ class Summary:
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # outside the project's range
 
+    def describe(self) -> str:
+        return (
+            f"{self.ticks} tick(s): {len(self.done)} done, {len(self.pending)} pending, "
+            f"{len(self.failed)} failed, {len(self.skipped)} outside the project's range"
+        )
+
 
 class Runs(Protocol):
     """What the scheduler needs of a Pipeline."""
@@ -512,3 +522,73 @@ class Scheduler:
                 sleep(step)
                 remaining -= step
         return total
+
+
+# --- running it ----------------------------------------------------------------------------------
+
+
+def parse_now(text: str, zone: ZoneInfo) -> datetime:
+    """An ISO datetime (a trailing Z for UTC); one without a zone is in `zone`. ValueError if not one."""
+    pretend = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return pretend if pretend.tzinfo is not None else pretend.replace(tzinfo=zone)
+
+
+def make_clock(pretend: datetime | None = None, frozen: bool = False) -> Callable[[], datetime]:
+    """The scheduler's clock: the real one, or one that says `pretend` now (for tests), and then stops
+    there (frozen: a run --once) or runs on from there (the daemon)."""
+    if pretend is None:
+        return lambda: datetime.now(timezone.utc)
+    if frozen:
+        return lambda: pretend
+    offset = pretend - datetime.now(timezone.utc)
+    return lambda: datetime.now(timezone.utc) + offset
+
+
+def run_on_postgres(
+    project: Project,
+    config: ScheduleConfig,
+    settings: Settings,
+    *,
+    once: bool,
+    now: Callable[[], datetime],
+    log: Callable[[str], None],
+    retry_flags: tuple[str, ...] = (),
+) -> Summary:
+    """Schedule the loads of the PostgreSQL warehouse the PG* variables name: fire what is due (once)
+    or run until SIGTERM or SIGINT, then close the connections.
+
+    The scheduler's own connection takes the lock (LockHeld: another scheduler runs) and keeps the
+    state table. A signal between ticks stops the daemon; during a tick's load it raises
+    KeyboardInterrupt there (the pipeline rolls the month back and marks it failed) and here.
+    """
+    import signal
+
+    from runner.pipeline import make_pipeline
+    from runner.warehouse import Warehouse, target_schema
+
+    connection = Warehouse.for_project(project.landing_schema_suffix).connect()
+    store = PostgresStore.connect(target_schema(), connection)
+    pipeline = make_pipeline(project.root, settings, "pg")
+    scheduler = Scheduler(
+        config=config, pipeline=pipeline, store=store, now=now, log=log, retry_flags=retry_flags
+    )
+    stop_requested = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        if scheduler.loading:
+            raise KeyboardInterrupt  # the pipeline rolls the month back and marks it failed
+        log(f"{signal.Signals(signum).name}: stopping")
+
+    try:
+        store.lock()
+        store.ensure_table()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        names = ", ".join(f"{t.name} ({t.cron})" for t in config.triggers)
+        log(f"{config.path}: {names}, {config.timezone.key}, recover_missed {config.recover_missed}")
+        return scheduler.run_due() if once else scheduler.run_forever(lambda: stop_requested)
+    finally:
+        pipeline.warehouse.close()
+        store.close()
