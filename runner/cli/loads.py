@@ -33,8 +33,30 @@ from runner.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from runner.pipeline import MonthOutcome
+    from runner.pipeline import MonthOutcome, Pipeline, RunResult
     from runner.project import Month, Project, TaxiSpec
+
+
+MonthOption = Annotated[str, typer.Option("--month", "-m", help="File month, YYYY-MM.")]
+JobsOption = Annotated[
+    int, typer.Option("--jobs", "-j", min=1, max=8, help="Months loaded at once (worker processes).")
+]
+DryRunOption = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the plan (each month: load, retry, reload, check or skip, and why) and load nothing.",
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="JSON lines on stdout: one per month, then a summary.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or table: failures only.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Print the plan before loading.")]
+LogFileOption = Annotated[
+    Path | None,
+    typer.Option(help="Append the plan and every month's outcome to this file, as JSON lines."),
+]
 
 
 @dataclass(frozen=True)
@@ -101,30 +123,46 @@ def _check_source(source: str | None) -> None:
         fail(f"--source {source}: the folder is empty (it should hold <taxi>/ folders of month files)")
 
 
+def _open_pipeline(options: RunOptions) -> Pipeline:
+    """The pipeline of a load or backfill, on the target's warehouse (its settings checked)."""
+    from runner.pipeline import Settings, make_pipeline
+    from runner.source import default_cache_dir
+
+    project = load_project()
+    settings = Settings(
+        source=options.source,
+        cache_dir=options.cache_dir or default_cache_dir(),
+        force=options.force,
+        allow_other_month=options.allow_other_month,
+        jobs=options.jobs,
+    )
+    warehouse = open_warehouse(project, options.target)
+    return make_pipeline(project.root, settings, options.target.value, warehouse=warehouse)
+
+
+def _ledger_pipeline(project: Project, target: Target) -> Pipeline:
+    """A pipeline that only reads and writes the warehouse (status, remove): no bucket needed."""
+    from runner.pipeline import Settings, make_pipeline
+    from runner.source import default_cache_dir
+
+    warehouse = open_warehouse(project, target, need_bucket=False)
+    return make_pipeline(project.root, Settings(None, default_cache_dir()), target.value, warehouse)
+
+
 def _run(
     months: list[tuple[TaxiSpec, Month]],
     options: RunOptions,
     dry_run: bool = False,
     output: Output | None = None,
 ) -> None:
-    from runner.pipeline import Settings, make_pipeline
-    from runner.progress import RichReporter, print_plan, print_summary
-    from runner.source import default_cache_dir
+    """A load or backfill: plan, then load with progress bars (or print the plan), then report."""
+    from runner.progress import RichReporter, print_plan
 
     _check_source(options.source)
     output = output or Output()
     pipeline = None
     try:
-        project = load_project()
-        settings = Settings(
-            source=options.source,
-            cache_dir=options.cache_dir or default_cache_dir(),
-            force=options.force,
-            allow_other_month=options.allow_other_month,
-            jobs=options.jobs,
-        )
-        warehouse = open_warehouse(project, options.target)
-        pipeline = make_pipeline(project.root, settings, options.target.value, warehouse=warehouse)
+        pipeline = _open_pipeline(options)
         plan = pipeline.plan(months)
         for decided in plan:
             output.log({"plan": decided.as_dict()})
@@ -151,6 +189,12 @@ def _run(
     finally:
         if pipeline is not None:
             pipeline.warehouse.close()
+    _report(result, options, output)
+
+
+def _report(result: RunResult, options: RunOptions, output: Output) -> None:
+    """The run's summary (a table, or a JSON line) and, when a month failed, the command that resumes."""
+    from runner.progress import print_summary
 
     failed = [o for o in result.outcomes if o.failed]
     resume = _resume_command(failed, options) if failed else None
@@ -184,7 +228,7 @@ def _taxis(project: Project, names: list[str]) -> list[TaxiSpec]:
 
 def load(
     taxi: TaxiOption,
-    month: Annotated[str, typer.Option("--month", "-m", help="File month, YYYY-MM.")],
+    month: MonthOption,
     source: SourceOption = None,
     force: ForceOption = False,
     allow_other_month: AllowOtherMonthOption = False,
@@ -211,27 +255,12 @@ def backfill(
     allow_other_month: AllowOtherMonthOption = False,
     cache_dir: CacheOption = None,
     target: TargetOption = Target.pg,
-    jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, max=8, help="Months loaded at once (worker processes).")
-    ] = 1,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run",
-            help="Print the plan (each month: load, retry, reload, check or skip, and why) and load nothing.",
-        ),
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="JSON lines on stdout: one per month, then a summary.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bars or table: failures only.")
-    ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print the plan before loading.")] = False,
-    log_file: Annotated[
-        Path | None,
-        typer.Option(help="Append the plan and every month's outcome to this file, as JSON lines."),
-    ] = None,
+    jobs: JobsOption = 1,
+    dry_run: DryRunOption = False,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+    log_file: LogFileOption = None,
 ) -> None:
     """Load a range of file months, oldest first; months already loaded from the same file are skipped.
 
@@ -254,7 +283,7 @@ def backfill(
 
 def remove(
     taxi: Annotated[str, typer.Option("--taxi", "-t", help="Taxi type: green or yellow.")],
-    month: Annotated[str, typer.Option("--month", "-m", help="File month, YYYY-MM.")],
+    month: MonthOption,
     reason: Annotated[str | None, typer.Option(help="Why, for the ledger.")] = None,
     yes: YesOption = False,
     target: TargetOption = Target.pg,
@@ -262,9 +291,8 @@ def remove(
     """Remove a file month: its rows leave the main table and the models, in one transaction, and the
     ledger records it. A month with failed loads only gets the same record, which clears them."""
     from runner.dbt import DbtError
-    from runner.pipeline import Settings, WarehouseError, make_pipeline
+    from runner.pipeline import WarehouseError
     from runner.project import UsageError
-    from runner.source import default_cache_dir
 
     try:
         project = load_project()
@@ -273,8 +301,7 @@ def remove(
         fail(str(error))
     if not yes:
         typer.confirm(f"Remove {spec.name} {file_month} from the warehouse and the models?", abort=True)
-    warehouse = open_warehouse(project, target, need_bucket=False)
-    pipeline = make_pipeline(project.root, Settings(None, default_cache_dir()), target.value, warehouse)
+    pipeline = _ledger_pipeline(project, target)
     try:
         removed = pipeline.remove_month(spec, file_month, reason)
     except (DbtError, WarehouseError) as error:
@@ -282,7 +309,7 @@ def remove(
     except KeyboardInterrupt as stop:
         interrupted(stop, "the ledger says whether the month was removed: `runner status`")
     finally:
-        warehouse.close()
+        pipeline.warehouse.close()
     held = f"{removed['rows_loaded']:,} rows of load {removed['load_id']}" if removed else "no rows"
     typer.echo(f"removed {spec.name} {file_month} ({held}); the ledger records it")
 
@@ -293,15 +320,12 @@ def status(
 ) -> None:
     """What is loaded: a grid of taxi type x file month with rows and state, and whether the models
     reflect each month's rows."""
-    from runner.pipeline import Settings, make_pipeline
     from runner.progress import print_status
-    from runner.source import default_cache_dir
 
     project = load_project()
-    warehouse = open_warehouse(project, target, need_bucket=False)
-    pipeline = make_pipeline(project.root, Settings(None, default_cache_dir()), target.value, warehouse)
+    pipeline = _ledger_pipeline(project, target)
     try:
         states = pipeline.month_status()
     finally:
-        warehouse.close()
+        pipeline.warehouse.close()
     print_status(project, states, as_json=as_json)
