@@ -320,7 +320,8 @@ class Probe:
 
 
 def build_pipeline(source: Path, cache_dir: Path, server: Server) -> tuple[Any, Probe]:
-    """The pipeline exactly as runner/cli.py `_run` assembles it, with its phases timed from outside."""
+    """The pipeline exactly as runner/cli/loads.py `_open_pipeline` assembles it, with its phases
+    timed from outside."""
     import runner.pipeline as pipeline_module
     from runner.dbt import Dbt
     from runner.pipeline import Pipeline, QuietReporter, Settings

@@ -1,6 +1,6 @@
 """The runner's core: one month from source to main table, and a run over many months.
 
-No CLI here: the commands in runner/cli.py parse and report; this module does the work and
+No CLI here: the commands in runner/cli/ parse and report; this module does the work and
 is what the tests drive. Per month: fetch (download or local file) -> skip if the month is
 already loaded from the same bytes -> open a ledger row (dbt) -> check the header -> COPY
 into the landing table -> merge (dbt). Downstream models are built once at the end of a run.
