@@ -25,6 +25,13 @@ UPLOAD_CHUNK = 8 << 20  # resumable upload chunks: progress per chunk, a retry r
 SETTINGS_HELP = "see README, section BigQuery"
 
 
+def is_busy(error: Exception) -> bool:
+    """Google's view: the service failed on its side (5xx) or asked us to slow down (429)."""
+    from google.api_core.exceptions import ServerError, TooManyRequests
+
+    return isinstance(error, ServerError | TooManyRequests)
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names the environment variable."""
 
@@ -251,7 +258,9 @@ class BigQueryWarehouse:
                     if_generation_match=existing.generation if existing is not None else 0,
                 )
         except GoogleAPIError as error:
-            raise WarehouseError(f"{describe(spec, month)}: upload to {uri} failed: {error}") from error
+            raise WarehouseError(
+                f"{describe(spec, month)}: upload to {uri} failed: {error}", transient=is_busy(error)
+            ) from error
         return uri
 
     def land(
@@ -284,7 +293,9 @@ class BigQueryWarehouse:
                 f"{describe(spec, month)}: BigQuery rejected {uri}: {' '.join(detail.split())}"
             ) from error
         except GoogleAPIError as error:
-            raise WarehouseError(f"{describe(spec, month)}: load job from {uri} failed: {error}") from error
+            raise WarehouseError(
+                f"{describe(spec, month)}: load job from {uri} failed: {error}", transient=is_busy(error)
+            ) from error
 
     # --- the ledger ---------------------------------------------------------------------------
 

@@ -21,8 +21,32 @@ DBT_LOCATION = re.compile(
 )
 
 
+# dbt-postgres and dbt-bigquery pass a driver's error on as text (DbtDatabaseError(str(error))),
+# so for a failed node these words are all that is left to tell a warehouse that went away or
+# was busy from a real error. Each is the driver's or the service's own wording.
+TRANSIENT_WORDS = (
+    "server closed the connection unexpectedly",  # libpq: the server died mid-statement
+    "terminating connection",  # PostgreSQL: admin or crash shutdown (57P01, 57P02)
+    "the database system is starting up",  # PostgreSQL 57P03
+    "the database system is shutting down",
+    "could not connect to server",  # libpq, before PostgreSQL 14
+    "connection to server at",  # libpq 14+: "connection to server at ... failed"
+    "connection to server on socket",
+    "connection already closed",  # psycopg2 InterfaceError
+    "due to concurrent update",  # BigQuery cancels one of two transactions that change one table
+    "503 ",  # Google APIs: service unavailable
+)
+
+
 class DbtError(RuntimeError):
-    """A dbt call failed; the message is dbt's own, without its log decoration."""
+    """A dbt call failed; the message is dbt's own, without its log decoration.
+
+    transient: the warehouse went away or was busy (a retry may succeed), not a real error.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass
@@ -77,7 +101,8 @@ class Dbt:
         result = self._runner.invoke([*command, "--log-level", "none", *self._common_args()])
         _raise_if_interrupted(result)
         if not result.success:
-            raise DbtError(self._message(f"dbt {command[0]} failed", result))
+            message = self._message(f"dbt {command[0]} failed", result)
+            raise DbtError(message, transient=_is_transient(result, message))
         return result.result
 
     def _message(self, fallback: str, result: Any) -> str:
@@ -156,6 +181,15 @@ def _signals_deferred() -> Iterator[None]:
             signal.signal(signum, handler)
     if received:
         raise KeyboardInterrupt
+
+
+def _is_transient(result: Any, message: str) -> bool:
+    """A connection dbt could not open is typed; a failed node's cause is only its text."""
+    from dbt.adapters.exceptions import FailedToConnectError
+
+    if isinstance(result.exception, FailedToConnectError):
+        return True
+    return any(words in message for words in TRANSIENT_WORDS)
 
 
 def _raise_if_interrupted(result: Any) -> None:

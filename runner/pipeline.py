@@ -46,27 +46,6 @@ class Reporter(Protocol):
     def models(self, done: int, total: int, node: str) -> None: ...
 
 
-# What a lost or refused warehouse connection says (psycopg2, dbt, the Google clients): worth a retry.
-TRANSIENT_MARKERS = (
-    "the connection to the warehouse was lost",  # runner/warehouse.py connection_lost
-    "server closed the connection unexpectedly",
-    "terminating connection",
-    "could not connect to server",
-    "connection to server at",
-    "connection refused",
-    "connection already closed",
-    "the database system is starting up",
-    "the database system is shutting down",
-    "ServiceUnavailable",
-    "due to concurrent update",  # BigQuery cancels one of two transactions that change the same table
-    "503 ",
-)
-
-
-def is_transient(message: str) -> bool:
-    return any(marker in message for marker in TRANSIENT_MARKERS)
-
-
 def make_pipeline(
     project_root: Path, settings: Settings, target: str = "pg", warehouse: Warehouse | None = None
 ) -> Pipeline:
@@ -141,6 +120,7 @@ class MonthOutcome:
     message: str = ""
     load_id: str | None = None
     unpublished: bool = False  # failed because the source has no such file (HTTP 404/410): not yet out
+    transient: bool = False  # failed because the warehouse went away or was busy: worth another try
 
     @property
     def failed(self) -> bool:
@@ -384,7 +364,7 @@ class Pipeline:
         started = time.monotonic()
         for attempt in range(self.settings.retries + 1):
             outcome = self._load_month(spec, month)
-            if not (outcome.failed and is_transient(outcome.message)) or attempt == self.settings.retries:
+            if not (outcome.failed and outcome.transient) or attempt == self.settings.retries:
                 break
             delay = self.settings.retry_backoff * 2**attempt
             self.reporter.warn(f"{spec.name} {month}: the warehouse went away; retrying in {delay:.0f}s")
@@ -423,7 +403,9 @@ class Pipeline:
                 return self._land_and_merge(spec, month, fetched, load_id, loader)
         except WarehouseError as error:  # the connection was lost outside a load step (lock, ledger reads)
             self._record_failure(load_id, spec, month, str(error))
-            return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id)
+            return MonthOutcome(
+                spec.name, month, "failed", message=str(error), load_id=load_id, transient=error.transient
+            )
 
     def _land_and_merge(
         self, spec: TaxiSpec, month: Month, fetched: FetchedFile, load_id: str, loader: dict | None
@@ -477,7 +459,14 @@ class Pipeline:
             if isinstance(error, FileError) and not is_local(self.settings.source):
                 fetched.path.unlink(missing_ok=True)  # a corrupt download must not be served from cache again
             self._record_failure(load_id, spec, month, str(error))
-            return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id)
+            return MonthOutcome(
+                spec.name,
+                month,
+                "failed",
+                message=str(error),
+                load_id=load_id,
+                transient=getattr(error, "transient", False),  # a FileError never is
+            )
         except KeyboardInterrupt:
             self._end_interrupted_load(load_id)
             raise

@@ -22,7 +22,31 @@ COPY_CHUNK = 1 << 20  # bytes handed to the server per write: bounded memory on 
 
 
 class WarehouseError(Exception):
-    """The warehouse failed while a month loaded (not the file's fault): the month fails, nothing is kept."""
+    """The warehouse failed while a month loaded (not the file's fault): the month fails, nothing is kept.
+
+    transient: the warehouse went away or was busy, so the same month may well load if tried again.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+# SQLSTATEs of a server that is going away or not there yet (crash, restart, admin shutdown);
+# class 08 (connection exceptions) is tested by prefix.
+SERVER_GOING_AWAY = {"57P01", "57P02", "57P03"}
+
+
+def is_connection_failure(error: Exception) -> bool:
+    """psycopg2's view: the connection broke or could not be made (libpq sets no SQLSTATE then)."""
+    import psycopg2
+
+    if isinstance(error, psycopg2.InterfaceError):
+        return True
+    code = getattr(error, "pgcode", None)
+    return isinstance(error, psycopg2.OperationalError) and (
+        code is None or code.startswith("08") or code in SERVER_GOING_AWAY
+    )
 
 
 def connection_lost(error: Exception) -> WarehouseError:
@@ -30,7 +54,8 @@ def connection_lost(error: Exception) -> WarehouseError:
     detail = " ".join(str(error).split())
     return WarehouseError(
         f"the connection to the warehouse was lost ({detail}); months that finished are kept:"
-        " run the same command again to load the rest"
+        " run the same command again to load the rest",
+        transient=True,
     )
 
 
@@ -167,7 +192,10 @@ class Warehouse:
                 where, detail = describe(spec, month), " ".join(str(error).split())
                 if isinstance(error, psycopg2.DataError | psycopg2.IntegrityError):
                     raise FileError(f"{where}: the warehouse rejected the file: {detail}") from error
-                raise WarehouseError(f"{where}: COPY into the landing table failed: {detail}") from error
+                raise WarehouseError(
+                    f"{where}: COPY into the landing table failed: {detail}",
+                    transient=is_connection_failure(error),
+                ) from error
 
     def copy_month(self, spec: TaxiSpec, month: Month, csv_stream: IO[bytes]) -> int:
         """Replace the landing table's rows with the CSV stream (header line included), in one transaction.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import psycopg2
+import pytest
 from conftest import BUNDLED
 from reference import expected_month, read_rows, write_month
 from test_runner_cli import ledger, rows_of, runner
 
-from runner.pipeline import is_transient
+from runner.dbt import Dbt, DbtError
+from runner.warehouse import is_connection_failure
 
 GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
 MONTHS = ["2020-05", "2020-06", "2020-07", "2020-08"]
@@ -144,18 +147,56 @@ def test_a_failed_month_exits_1_with_the_command_that_resumes(db, warehouse_env,
     }
 
 
-def test_lost_connections_are_transient_and_bad_files_are_not():
-    assert is_transient(
-        "server closed the connection unexpectedly\n\tThis probably means the server terminated"
-    )
-    assert is_transient('connection to server at "127.0.0.1", port 5432 failed: Connection refused')
-    # BigQuery cancelling a merge that overlapped another transaction on the same table
-    assert is_transient(
-        "Database Error in model green_tripdata: Transaction is aborted due to concurrent update against "
-        "table proj:nyc_taxi.load_ledger."
-    )
-    assert not is_transient("green_tripdata_2020-10.csv.gz (green 2020-10): truncated or corrupt gzip")
-    assert not is_transient("not published at http://x/green/green_tripdata_2020-10.csv.gz (HTTP 404)")
+def failure_of(connection, statement: str) -> Exception:
+    with pytest.raises(psycopg2.Error) as raised, connection.cursor() as cursor:
+        cursor.execute(statement)
+    return raised.value
+
+
+def test_a_server_going_away_is_transient_and_a_bad_statement_is_not(pg_server):
+    """Told apart by psycopg2's exception types and SQLSTATEs, on real failures of the test server."""
+    victim, other = pg_server.connect(), pg_server.connect()
+    other.autocommit = True
+    with victim.cursor() as cursor:
+        cursor.execute("select pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    victim.commit()
+    with other.cursor() as cursor:
+        cursor.execute("select pg_terminate_backend(%s)", (pid,))
+    assert is_connection_failure(failure_of(victim, "select 1"))  # terminated (57P01), then closed
+    assert is_connection_failure(failure_of(victim, "select 1"))  # and closed: InterfaceError
+    with pytest.raises(psycopg2.OperationalError) as refused:
+        psycopg2.connect(host="127.0.0.1", port=1, dbname="x", connect_timeout=2)
+    assert is_connection_failure(refused.value)
+
+    assert not is_connection_failure(failure_of(other, "select 1/0"))
+    assert not is_connection_failure(failure_of(other, "selec 1"))
+    # a cancelled statement is an OperationalError too (57014), but the server is still there
+    assert not is_connection_failure(failure_of(other, "set statement_timeout = 1; select pg_sleep(1)"))
+    other.close()
+
+
+def test_dbt_failures_say_whether_the_warehouse_went_away(dbt, warehouse_env, monkeypatch, project):
+    with pytest.raises(DbtError) as refused_taxi:
+        dbt.run_operation("tripdata_end_abandoned_loads", {"taxi": "purple", "month": "2020-10"})
+    assert not refused_taxi.value.transient
+
+    monkeypatch.setenv("PGPORT", "1")  # nothing listens there
+    unreachable = Dbt(project_dir=project.root, profiles_dir=project.root / "profiles")
+    with pytest.raises(DbtError) as unreachable_failure:
+        unreachable.run_operation("tripdata_end_abandoned_loads", {"taxi": "green", "month": "2020-10"})
+    assert unreachable_failure.value.transient, str(unreachable_failure.value)
+
+
+def test_google_server_errors_are_transient_and_bad_requests_are_not():
+    from google.api_core import exceptions
+
+    from runner.bigquery import is_busy
+
+    assert is_busy(exceptions.ServiceUnavailable("backend error"))
+    assert is_busy(exceptions.TooManyRequests("rate limit"))
+    assert not is_busy(exceptions.BadRequest("bad row"))
+    assert not is_busy(exceptions.NotFound("no such table"))
 
 
 def test_a_skipped_month_still_ends_a_load_whose_loader_died(
