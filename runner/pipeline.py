@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from runner.csvfile import FileError, read_header
 from runner.dbt import Dbt, DbtError
-from runner.plan import MonthPlan, plan_months
+from runner.plan import MonthPlan, holds_file, plan_months
 from runner.project import Month, Project, TaxiSpec
 from runner.source import FetchedFile, SourceError, fetch, is_local
 from runner.warehouse import WarehouseError
@@ -412,7 +412,7 @@ class Pipeline:
     ) -> MonthOutcome:
         filename = spec.filename(month)
         current = self.warehouse.last_success(spec.name, month)
-        if current is not None and current["checksum"] == fetched.sha256 and not self.settings.force:
+        if holds_file(current, fetched.sha256, self.settings.force):
             return MonthOutcome(
                 spec.name,
                 month,

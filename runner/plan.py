@@ -39,6 +39,16 @@ class MonthPlan:
         }
 
 
+def holds_file(success: dict[str, Any] | None, sha256: str | None, force: bool) -> bool:
+    """The month's current load came from these very bytes, so there is nothing to load.
+
+    The runner asks before it downloads (the plan) and before it lands (the fetched file); the
+    merge asks again under the month lock, and its answer is the one that counts
+    (macros/materializations/tripdata_month.sql: a load of the same file ends `unchanged`).
+    """
+    return not force and success is not None and sha256 is not None and success["checksum"] == sha256
+
+
 def decide(
     state: dict[str, Any] | None, success: dict[str, Any] | None, found: Probe, force: bool
 ) -> tuple[str, str]:
@@ -57,9 +67,9 @@ def decide(
         return "reload", "--force"
     if found.missing:
         return "skip", "loaded; the source no longer has the file"
+    if holds_file(success, found.sha256, force):
+        return "skip", "loaded from an identical file"
     if found.sha256 is not None:
-        if found.sha256 == success["checksum"]:
-            return "skip", "loaded from an identical file"
         return "reload", "the file changed (checksum)"
     if found.size is not None and success.get("bytes") is not None and found.size != success["bytes"]:
         return "reload", f"the file changed (size {success['bytes']:,} -> {found.size:,} bytes)"
