@@ -186,46 +186,6 @@ def test_republished_file_replaces_its_month_with_the_rows_postgres_keeps(
     assert bq_month(bq, "green", "2020-09") == september  # other months are not touched
 
 
-@pytest.mark.parametrize(
-    ("fault", "says"),
-    [
-        ("truncated", "BigQuery rejected"),
-        ("bad value", "BigQuery rejected"),
-        ("wrong header", "unexpected header"),
-    ],
-)
-def test_bad_file_fails_its_month_and_keeps_what_was_loaded(
-    make_bq_pipeline, bq, project, tmp_path, fault, says
-):
-    header, rows = read_rows(GREEN_2020_10)
-    write_month(tmp_path, "green", "2020-10", header, rows[:500])
-    pipeline = make_bq_pipeline(source=tmp_path)
-    pipeline.load_month(project.taxi("green"), Month(2020, 10))
-    before = bq_month(bq, "green", "2020-10")
-
-    if fault == "truncated":
-        path = write_month(tmp_path, "green", "2020-10", header, rows[:3000])
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    elif fault == "bad value":
-        broken = [list(row) for row in rows[:800]]
-        broken[700][header.index("pulocationid")] = "seventy"
-        write_month(tmp_path, "green", "2020-10", header, broken)
-    else:
-        write_month(tmp_path, "green", "2020-10", ["vendor", *header[1:]], rows[:800])
-
-    failed = pipeline.load_month(project.taxi("green"), Month(2020, 10))
-
-    assert failed.status == "failed"
-    assert says in failed.message and "green_tripdata_2020-10.csv.gz (green 2020-10)" in failed.message
-    assert bq_month(bq, "green", "2020-10") == before
-    assert bq.load(failed.load_id)["state"] == "failed"
-
-    # the failed load's lease ended with it: a good file loads at once
-    write_month(tmp_path, "green", "2020-10", header, rows[:600])
-    assert pipeline.load_month(project.taxi("green"), Month(2020, 10)).status == "replaced"
-    assert len(bq_month(bq, "green", "2020-10")) == 600
-
-
 def test_a_month_held_by_another_load_is_refused_until_that_load_ends(make_bq_pipeline, bq, bq_dbt, project):
     bq_dbt.run_operation("tripdata_begin_load", {"taxi": "green", "month": "2020-10", "load_id": "kestra-1"})
 

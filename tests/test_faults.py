@@ -1,5 +1,6 @@
-"""Faults against a real PostgreSQL: the runner killed mid-load, the server crashing mid-backfill,
-two backfills racing, hostile arguments and corrupt files.
+"""No fault leaves a month half-loaded or loaded twice: the runner killed mid-load, the server crashing
+mid-backfill, two backfills racing (against a real PostgreSQL); hostile arguments are refused before
+any query. Corrupt files: tests/test_file_rules.py.
 
 Every check compares the warehouse with tests/reference.py's reading of the CSV files and with the
 ledger: a month holds exactly the rows of one whole file, once, and the ledger says which.
@@ -7,14 +8,12 @@ ledger: a month holds exactly the rows of one whole file, once, and the ledger s
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import random
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from conftest import BUNDLED, ROOT
@@ -314,59 +313,3 @@ def test_a_source_folder_with_dot_dot_is_the_folder_it_names(make_pipeline, db, 
     assert outcome.status == "loaded", outcome.message
     assert_month_is(db, "2020-10", expected_month(path, "2020-10"), outcome.load_id)
     assert last_success(db, "2020-10")["source_url"] == path.resolve().as_uri()
-
-
-# --- corrupt files: the month fails naming the file, the warehouse keeps what it had ------------------
-
-
-def _corrupt(folder: Path, header: list[str], rows: list[list[str]], damage: str) -> None:
-    path = folder / "green" / "green_tripdata_2020-10.csv.gz"
-    if damage == "not_utf8":
-        bad = [list(row) for row in rows]
-        bad[5][header.index("store_and_fwd_flag")] = "\udcff"  # written as the lone byte 0xff
-        text = "\r\n".join(",".join(row) for row in [header, *bad]) + "\r\n"
-        path.write_bytes(gzip.compress(text.encode("utf-8", "surrogateescape"), mtime=0))
-    elif damage == "empty":
-        path.write_bytes(b"")
-    elif damage == "header_only":
-        write_month(folder, "green", "2020-10", header, [])
-    elif damage == "extra_column":
-        write_month(folder, "green", "2020-10", [*header, "tip_currency"], [[*row, "USD"] for row in rows])
-    elif damage == "missing_column":
-        drop = header.index("trip_type")
-        write_month(
-            folder,
-            "green",
-            "2020-10",
-            header[:drop] + header[drop + 1 :],
-            [row[:drop] + row[drop + 1 :] for row in rows],
-        )
-
-
-@pytest.mark.parametrize(
-    ("damage", "says"),
-    [
-        ("not_utf8", "invalid byte sequence for encoding"),
-        ("empty", "empty"),
-        ("header_only", "no rows"),
-        ("extra_column", "unexpected header (unexpected tip_currency)"),
-        ("missing_column", "unexpected header (missing trip_type)"),
-    ],
-)
-def test_corrupt_file_fails_its_month_and_keeps_what_was_loaded(
-    make_pipeline, db, project, tmp_path, damage, says
-):
-    header, rows = read_rows(GREEN_2020_10)
-    path = write_month(tmp_path, "green", "2020-10", header, rows[:2000])
-    first = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
-    kept = expected_month(path, "2020-10")
-    _corrupt(tmp_path, header, rows[:3000], damage)
-
-    outcome = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
-
-    assert outcome.status == "failed", outcome
-    assert "green_tripdata_2020-10.csv.gz (green 2020-10)" in outcome.message
-    assert says in outcome.message, outcome.message
-    assert_month_is(db, "2020-10", kept, first.load_id)
-    record = [row for row in ledger(db) if row["load_id"] == outcome.load_id]
-    assert record and record[0]["state"] == "failed" and says in record[0]["error"]
