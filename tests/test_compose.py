@@ -199,6 +199,8 @@ def test_dependents_wait_for_healthy_databases(compose: dict) -> None:
 
 
 def test_ports_on_loopback_only(compose: dict) -> None:
+    published = {name for name, service in compose["services"].items() if service.get("ports")}
+    assert published == {"postgres", "pgadmin", "kestra"}  # each checked below
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             if isinstance(port, dict):
@@ -214,6 +216,8 @@ def test_every_variable_is_in_env_example(raw: dict, example_env: dict[str, str]
 
 
 def test_no_secret_in_compose_file(raw: dict) -> None:
+    checked = []
+
     def walk(node: Any, path: str) -> None:
         if isinstance(node, dict):
             for k, v in node.items():
@@ -223,11 +227,14 @@ def test_no_secret_in_compose_file(raw: dict) -> None:
                 walk(v, f"{path}[{i}]")
         elif isinstance(node, str) and re.search(r"PASSWORD$", path, re.I):
             assert re.fullmatch(r"\$\{[A-Za-z_0-9]+:\?[^}]+\}", node), f"{path} is not a required ${{VAR}}"
+            checked.append(path)
 
     walk(raw, "")
     # passwords inside the Kestra configuration block are ${VAR}s too
     config = yaml.safe_load(raw["services"]["kestra"]["environment"]["KESTRA_CONFIGURATION"])
     walk(config, "KESTRA_CONFIGURATION")
+    # the two databases', pgAdmin's, the Kestra secret's, and the two in Kestra's configuration
+    assert len(checked) == 6, checked
 
 
 def test_dot_env_is_git_ignored() -> None:

@@ -142,6 +142,8 @@ def test_backfill_refuses_a_range_that_ends_before_it_starts() -> None:
 def test_backfill_offers_exactly_the_projects_months() -> None:
     flow = postgres_taxi_backfill(project=PROJECT)
     inputs = {i["id"]: i for i in flow["inputs"]}
-    months = [str(m) for m in PROJECT.months]
+    # the published months, 2019-01 to 2021-07 (dbt_project.yml's first_month and last_month)
+    months = [f"{year}-{month:02d}" for year in (2019, 2020, 2021) for month in range(1, 13)][:31]
+    assert months[0] == "2019-01" and months[-1] == "2021-07"
     assert inputs["start"]["values"] == months and inputs["end"]["values"] == months
-    assert inputs["taxi"]["values"] == sorted(PROJECT.taxis)
+    assert inputs["taxi"]["values"] == ["green", "yellow"]

@@ -127,10 +127,15 @@ def test_dbt_tasks_read_what_dbt_reads():
     assert files[0] == "dbt_project.yml"
     assert {"models/**", "macros/**", "seeds/**", "tests/dbt/**"} <= set(files)
     assert all((project.root / f.removesuffix("/**")).exists() for f in files)
-    for path in COMMITTED:
-        for task in tasks(yaml.safe_load(path.read_text())):
-            if task["type"].endswith("DbtCLI"):
-                assert task["namespaceFiles"]["include"] == files, (path.name, task["id"])
+    dbt_tasks = [
+        (path.name, task)
+        for path in COMMITTED
+        for task in tasks(yaml.safe_load(path.read_text()))
+        if task["type"].endswith("DbtCLI")
+    ]
+    assert len(dbt_tasks) >= 4, dbt_tasks  # the month flows' and the models flows', on both warehouses
+    for name, task in dbt_tasks:
+        assert task["namespaceFiles"]["include"] == files, (name, task["id"])
     uploaded = [
         t for t in tasks(yaml.safe_load((FLOWS / "project_files.yml").read_text())) if t["id"] == "upload"
     ]
@@ -176,12 +181,16 @@ def test_settings_flows_set_every_key_the_flows_read():
 def test_another_namespace_emits_valid_flows_that_call_each_other_there(tmp_path):
     paths = emit(tmp_path, namespace="company.team.nyc-taxi")
     assert {str(p): [str(x) for x in probs] for p, probs in validate_paths(paths).items() if probs} == {}
+    calls = []  # (flow, task) of each task that names a namespace
     for path in paths:
         flow = yaml.safe_load(path.read_text())
         assert flow["namespace"] == "company.team.nyc-taxi"
         for task in tasks(flow):
             if task["type"].endswith("Subflow") or "namespace" in task.get("storeManifest", {}):
+                calls.append((path.stem, task["id"]))
                 assert (task.get("namespace") or task["storeManifest"]["namespace"]) == "{{ flow.namespace }}"
+    # the backfills call their month flows: there is something here to check
+    assert {"postgres_taxi_backfill", "gcp_taxi_backfill"} <= {flow for flow, _ in calls}, calls
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)

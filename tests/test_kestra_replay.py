@@ -22,7 +22,7 @@ import yaml
 from conftest import BUNDLED
 from flow_tree import tasks
 from kestra_render import render
-from reference import expected_month
+from reference import expected_month, read_rows
 from test_dbt_contract import ledger_rows, month_ids
 
 from runner.dbt import Dbt, DbtError
@@ -176,4 +176,7 @@ def test_dbt_postgres_builds_the_models_with_its_profile(db, pg_server, warehous
             " and pickup_datetime >= '2020-10-01' and pickup_datetime < '2020-11-01'"
         )
         trips = cursor.fetchone()[0]
-    assert 0 < trips <= expected_month(GREEN_2020_10, "2020-10").rows_loaded
+    header, _ = read_rows(GREEN_2020_10)
+    pickup = header.index("lpep_pickup_datetime")
+    kept = expected_month(GREEN_2020_10, "2020-10").kept.values()
+    assert trips == sum(1 for row in kept if row[pickup].startswith("2020-10")) == 95_111

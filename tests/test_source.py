@@ -413,7 +413,10 @@ def test_bad_source_is_a_usage_error(bad: str, tmp_path: Path) -> None:
 
 
 def test_file_url_and_is_local(tmp_path: Path) -> None:
-    assert source.file_url(None, TAXI, FILENAME) == f"{source.DEFAULT_SOURCE}/{TAXI}/{FILENAME}"
+    # no source: the public release (FACTS.md's URL pattern), not whatever the module's constant says
+    assert source.file_url(None, TAXI, FILENAME) == (
+        "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/green/green_tripdata_2019-01.csv.gz"
+    )
     assert (
         source.file_url("https://u:p@mirror.test/x/", "yellow", "f.csv.gz")
         == "https://mirror.test/x/yellow/f.csv.gz"
