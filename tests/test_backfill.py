@@ -1,4 +1,8 @@
-"""Backfills: the plan from the ledger (no download), months loaded in parallel, JSON lines and resume."""
+"""A backfill plans from the ledger without downloading, loads each month once, and says how to resume.
+
+Also what is retried as the warehouse going away (a lost connection, a busy BigQuery) and what is not
+(a bad statement, a bad request, an unknown taxi type).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Static checks of the BigQuery statements, for what the emulator cannot prove.
+"""A month's BigQuery statements read only its partition and its landing table, proved statically.
 
 The emulator runs the merge but does not bill bytes or prune partitions, and it cannot run
 LOAD DATA (the dbt-alone path from the bucket). So the statements dbt sends for one month are

@@ -1,5 +1,7 @@
-"""docker-compose.yml, checked without Docker: against the compose-spec JSON schema, and for the rules of
-this project (pinned images, ports on 127.0.0.1, passwords only from .env, the raw folder for dbt).
+"""docker-compose.yml is valid Compose and keeps the project's rules, checked without Docker.
+
+The rules: pinned images, ports on 127.0.0.1, passwords only from .env, the raw folder for dbt, a
+Kestra that the emitted flows reach.
 
 tests/data/compose-spec.json is the Compose Specification's own schema, schema/compose-spec.json of
 compose-spec/compose-spec (Apache-2.0, "Copyright 2020 The Compose Specification Authors"), copied

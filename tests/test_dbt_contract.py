@@ -1,4 +1,8 @@
-"""`dbt build --vars '{taxi: .., month: ..}'` alone, in each branch of its contract, and bad vars."""
+"""dbt alone (`dbt build --vars '{taxi: .., month: ..}'`) keeps the month contract in each of its branches.
+
+Landed by raw_dir, by a COPY into the landing table (Kestra), or not at all; a rerun that changes
+nothing; faults recorded; bad vars refused before any SQL runs; two builds of one month at once.
+"""
 
 from __future__ import annotations
 

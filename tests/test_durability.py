@@ -1,6 +1,7 @@
-"""A month the ledger calls loaded survives the embedded server killed with kill -9 the moment the load
-commits. The server runs with wal_level minimal (runner/embedded.py SERVER_SETTINGS): the month's rows
-skip the WAL, so only the fsync at commit keeps them, and this test is what shows it does."""
+"""A month the ledger calls loaded survives kill -9 of the embedded server the moment its load commits.
+
+The server runs with wal_level minimal (runner/embedded.py SERVER_SETTINGS): the month's rows skip
+the WAL, so only the fsync at commit keeps them, and this test is what shows it does."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The embedded PostgreSQL against real servers: each test gets its own folder and port."""
+"""The embedded PostgreSQL starts, stops and resets safely, stays durable, and admits only its owner.
+
+Against real servers: each test gets its own folder and port.
+"""
 
 from __future__ import annotations
 

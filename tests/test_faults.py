@@ -1,6 +1,7 @@
-"""No fault leaves a month half-loaded or loaded twice: the runner killed mid-load, the server crashing
-mid-backfill, two backfills racing (against a real PostgreSQL); hostile arguments are refused before
-any query. Corrupt files: tests/test_file_rules.py.
+"""No fault leaves a month half-loaded or loaded twice, and hostile arguments reach no query.
+
+The faults, against a real PostgreSQL: the runner killed mid-load, the server crashing mid-backfill,
+two backfills racing. Corrupt files: tests/test_file_rules.py.
 
 Every check compares the warehouse with tests/reference.py's reading of the CSV files and with the
 ledger: a month holds exactly the rows of one whole file, once, and the ledger says which.

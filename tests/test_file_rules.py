@@ -1,11 +1,11 @@
-"""A bad file fails its month and leaves the warehouse as it was, on PostgreSQL and on BigQuery, and
-dbt alone refuses it in the same words as the runner.
+"""A bad file fails its month and leaves the warehouse as it was, on PostgreSQL and on BigQuery.
 
 Bad two ways: what the file rules (macros/common/file_rules.sql) refuse before a row lands (empty,
 not gzip, a wrong header, a header only, another month's file under this month's name), and what a
 warehouse rejects as the rows load (a truncated gzip, a value of the wrong type, bytes that are not
 UTF-8). Each bad file is offered to its month twice: while the month holds nothing, and while it
-holds a load. Files are the real green month, cut or damaged.
+holds a load. dbt alone refuses what the file rules refuse in the same words as the runner. Files
+are the real green month, cut or damaged.
 """
 
 from __future__ import annotations

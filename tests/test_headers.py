@@ -1,5 +1,7 @@
-"""Every real header seen in the public files passes the project's header rule (macros/common/file_rules.sql),
-as the runner reads them (tests/data/tlc_heads: the first 1,024 bytes of each file, 2019-01 to 2020-06)."""
+"""Every real header of the public files passes the project's header rule, as the runner reads it.
+
+The rule: macros/common/file_rules.sql. The headers: tests/data/tlc_heads, the first 1,024 bytes of
+each file, 2019-01 to 2020-06."""
 
 from __future__ import annotations
 

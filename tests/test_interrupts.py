@@ -1,6 +1,8 @@
-"""Ctrl-C (SIGINT) and SIGTERM at each moment of a real `runner load` against the real server: exit 130,
-a ledger that tells the truth, a message that says what the warehouse holds (and nothing from dbt's
-insides), models that are rebuilt by the next run when they fell behind.
+"""Ctrl-C or SIGTERM at any moment of a `runner load` leaves the month whole and says so, exit 130.
+
+At each moment of a real `runner load` against the real server: a ledger that tells the truth, a
+message that says what the warehouse holds (and nothing from dbt's insides), models that are rebuilt
+by the next run when they fell behind.
 
 The moments inside the load are reached deterministically: the test holds a lock on what that step
 needs, waits until the runner waits for it, and sends the signal to the runner's process group (as a

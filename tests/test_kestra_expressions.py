@@ -1,5 +1,7 @@
-"""The month arithmetic of the emitted flows, rendered offline (tests/kestra_render.py) and compared with the
-runner's: time zones, the loop's iteration base, slices. No Kestra runs here.
+"""The emitted flows pick the same months as the runner, in every time zone, loop and slice.
+
+Their month arithmetic is rendered offline (tests/kestra_render.py) and compared with the runner's:
+time zones, the loop's iteration base, slices. No Kestra runs here.
 """
 
 from __future__ import annotations

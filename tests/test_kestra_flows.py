@@ -1,4 +1,7 @@
-"""runner kestra emit: the committed flows are what the emitter writes, valid, and secret-free."""
+"""The committed Kestra flows are what `runner kestra emit` writes: valid, secret-free, pinned, in step.
+
+In step with the project: its columns, tables, schedules, dbt files and settings keys.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Postgres flows replayed step by step on the test server, from their own YAML.
+"""The Postgres flows, replayed from their own YAML on the test server, load a month as the runner does.
 
 No Kestra runs here. Each step is played as its task would: the DbtCLI commands are rendered
 (tests/kestra_render.py), split as the task's shell would and run by dbt with the profile the task

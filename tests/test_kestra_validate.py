@@ -1,4 +1,4 @@
-"""`runner kestra validate`: offline checks of Kestra flow YAML against the bundled catalogue."""
+"""`runner kestra validate` names each problem of a Kestra flow, offline, against the bundled catalogue."""
 
 from __future__ import annotations
 

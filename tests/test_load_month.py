@@ -1,4 +1,8 @@
-"""A month from CSV.gz to the main table, end to end through the runner's core, on a real server.
+"""A month loads whole or not at all: exactly its file's rows, every value exact, one partition each.
+
+End to end through the runner's core on a real server: a first load, a load of the same file (skipped
+or forced), a republished file that replaces its month, neighbour months left alone, a missing file
+and a merge that fails on record. (A bad file: tests/test_file_rules.py.)
 
 Expected figures come from tests/reference.py, which reads the CSV independently.
 """

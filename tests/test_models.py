@@ -1,6 +1,8 @@
-"""The analytics models (staging, dim_zones, fact_trips, dm_monthly_zone_revenue) on PostgreSQL.
+"""The analytics models hold the trips and revenue of the files, and rebuild only what a run changed.
 
-Expected figures are computed from the CSV in the test (tests/reference.py), not from the models.
+On PostgreSQL: staging, dim_zones, fact_trips, dm_monthly_zone_revenue; the reconciliation that fails
+when a layer disagrees; which months and nodes a run builds and tests. Expected figures are computed
+from the CSV in the test (tests/reference.py), not from the models.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""runner.source against a real HTTP server on 127.0.0.1 (no other host is ever contacted)."""
+"""A month's file is downloaded whole or not at all, retried when that can help, cached, and kept secret.
+
+runner.source against a real HTTP server on 127.0.0.1 (no other host is ever contacted): no
+credential of a source URL reaches a message, a warning or the cache.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Static checks of the SQL the project compiles to, beside running it (tests/test_load_month.py)."""
+"""The SQL the project compiles to, and its models and macros, lint clean as PostgreSQL (sqlfluff)."""
 
 from __future__ import annotations
 
