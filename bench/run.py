@@ -249,9 +249,9 @@ class Server:
         return self.execute(query)[0][0]
 
     def drop_schemas(self) -> None:
-        from runner.warehouse import target_schema
+        from runner.project import load_project
 
-        schema = target_schema()
+        schema = load_project().schema
         # the models' schemas too: a mart left from another section holds months this one never loaded
         for name in (schema, schema + "_landing", schema + "_staging", schema + "_core", "bench_bare"):
             self.execute(f'drop schema if exists "{name}" cascade')
@@ -332,7 +332,7 @@ def build_pipeline(source: Path, cache_dir: Path, server: Server) -> tuple[Any, 
     pipeline = Pipeline(
         project=project,
         settings=Settings(source=str(source), cache_dir=cache_dir, force=True),
-        warehouse=Warehouse.for_project(project.landing_schema_suffix),
+        warehouse=Warehouse.for_project(project),
         dbt=Dbt(project_dir=project.root, profiles_dir=project.root / "profiles"),
         reporter=QuietReporter(),
     )

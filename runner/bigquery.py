@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.csvfile import FileError, describe
-from runner.project import Month, TaxiSpec
+from runner.project import Month, Project, TaxiSpec
 from runner.warehouse import WarehouseError
 
 # Landing tables live for one load; one a dead load left behind expires after a week at most.
@@ -47,7 +47,9 @@ class GcpConfig:
     credentials_file: str | None  # a service-account key file; None: application default credentials
 
     @classmethod
-    def from_env(cls, need_bucket: bool = True) -> GcpConfig:
+    def from_env(cls, dataset: str, need_bucket: bool = True) -> GcpConfig:
+        """The settings the runner's clients need beside dbt's; the dataset is the project's (dbt's
+        profile names it: BQ_DATASET, default nyc_taxi)."""
         env = os.environ
         project = env.get("GCP_PROJECT") or env.get("GOOGLE_CLOUD_PROJECT")
         if not project:
@@ -65,7 +67,7 @@ class GcpConfig:
         return cls(
             project=project,
             location=env.get("GCP_LOCATION", "US"),
-            dataset=env.get("BQ_DATASET", "nyc_taxi"),
+            dataset=dataset,
             bucket=bucket,
             credentials_file=credentials_file,
         )
@@ -128,9 +130,9 @@ class BigQueryWarehouse:
     _ledger_exists: bool = False  # once seen it stays: dbt creates the ledger and never drops it
 
     @classmethod
-    def for_project(cls, landing_schema_suffix: str, config: GcpConfig | None = None) -> BigQueryWarehouse:
-        config = config or GcpConfig.from_env()
-        return cls(config=config, landing_dataset=config.dataset + landing_schema_suffix)
+    def for_project(cls, project: Project, config: GcpConfig | None = None) -> BigQueryWarehouse:
+        config = config or GcpConfig.from_env(project.schema)
+        return cls(config=config, landing_dataset=project.landing_schema)
 
     @property
     def bigquery(self) -> Any:

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,13 @@ class Dbt:
             # dbt lists every relation of the schema first; the month merge asks the server itself
             command.append("--no-populate-cache")
         return self.invoke(command)
+
+
+@cache
+def dbt_for(project_dir: Path, target: str = "pg") -> Dbt:
+    """The process's dbt for a project and a target: parsed once, then shared by the project's
+    reader (runner/project.py) and the pipeline."""
+    return Dbt(project_dir=project_dir, profiles_dir=project_dir / "profiles", target=target)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.csvfile import FileError, read_header
-from runner.dbt import Dbt, DbtError
+from runner.dbt import Dbt, DbtError, dbt_for
 from runner.plan import MonthPlan, holds_file, plan_months
 from runner.project import Month, Project, TaxiSpec
 from runner.source import FetchedFile, SourceError, fetch, is_local
@@ -52,17 +52,18 @@ def make_pipeline(
     """A Pipeline for a target, as the CLI builds one (and each worker of a parallel backfill)."""
     from runner.project import load_project
 
-    project = load_project(project_root)
+    project = load_project(project_root, target)
     if warehouse is None and target == "bq":
         from runner.bigquery import BigQueryWarehouse
 
-        warehouse = BigQueryWarehouse.for_project(project.landing_schema_suffix)
+        warehouse = BigQueryWarehouse.for_project(project)
     elif warehouse is None:
         from runner.warehouse import Warehouse as PostgresWarehouse
 
-        warehouse = PostgresWarehouse.for_project(project.landing_schema_suffix)
-    dbt = Dbt(project_dir=project.root, profiles_dir=project.root / "profiles", target=target)
-    return Pipeline(project=project, settings=settings, warehouse=warehouse, dbt=dbt)
+        warehouse = PostgresWarehouse.for_project(project)
+    return Pipeline(
+        project=project, settings=settings, warehouse=warehouse, dbt=dbt_for(project.root, target)
+    )
 
 
 class Warehouse(Protocol):

@@ -1,8 +1,10 @@
-"""What the dbt project declares, read once: taxi types, their CSV layout, the month range.
+"""What the dbt project declares, as dbt reads it: taxi types, their CSV layout, the month range.
 
-The dbt project is the single source of truth. The CSV columns come from the landing source
-(`models/tripdata/_landing__sources.yml`), the accepted months from `dbt_project.yml` vars,
-so the runner and the macros cannot disagree about them.
+The dbt project is the single source of truth, and dbt its only reader. The CSV columns and
+the taxis' meta come from dbt's parse of the landing source (`models/tripdata/_landing__sources.yml`),
+the accepted months from `dbt_project.yml` vars through dbt's own project reader, the schemas from
+the sources as the target renders them. So the runner and the macros cannot disagree about them,
+and whatever dbt accepts in those files the runner accepts too.
 """
 
 from __future__ import annotations
@@ -90,9 +92,14 @@ class Project:
     first_month: Month
     last_month: Month
     landing_schema_suffix: str
+    schema: str = "nyc_taxi"  # the target's schema (BigQuery: dataset) of the main tables and the ledger
     dbt_files: tuple[
         str, ...
     ] = ()  # what dbt reads: dbt_project.yml and its *-paths folders that exist, as globs
+
+    @property
+    def landing_schema(self) -> str:
+        return self.schema + self.landing_schema_suffix
 
     def taxi(self, name: str) -> TaxiSpec:
         spec = self.taxis.get(str(name).strip().lower())
@@ -115,29 +122,49 @@ class Project:
 
 
 @cache
-def load_project(root: Path = PROJECT_DIR) -> Project:
-    import yaml  # a dependency of dbt-core
+def load_project(root: Path = PROJECT_DIR, target: str = "pg") -> Project:
+    """The project as dbt parsed it for a target (the parse the runner's dbt calls then reuse)."""
+    from dbt.config.project import PartialProject
+    from dbt.config.renderer import DbtProjectYamlRenderer
 
-    settings = yaml.safe_load((root / "dbt_project.yml").read_text())
-    project_vars = settings.get("vars", {})
-    sources = yaml.safe_load((root / "models" / "tripdata" / "_landing__sources.yml").read_text())
-    (landing,) = (s for s in sources["sources"] if s["name"] == "landing")
-    taxis = {}
-    for table in landing["tables"]:
-        name = table["name"].removesuffix("_tripdata")
-        taxis[name] = TaxiSpec(
-            name=name,
-            columns=tuple(column["name"] for column in table["columns"]),
-            pickup_column=table["config"]["meta"]["pickup_column"],
-            dropoff_column=table["config"]["meta"]["dropoff_column"],
+    from runner.dbt import dbt_for
+
+    manifest = dbt_for(root, target).parse()
+    # dbt's own reader of dbt_project.yml, after the parse has set dbt's flags
+    settings = PartialProject.from_project_root(str(root), verify_version=False).render(
+        DbtProjectYamlRenderer(None, {})
+    )
+    project_vars = settings.vars.vars
+    sources = [source for source in manifest.sources.values() if source.package_name == settings.project_name]
+    taxis = {
+        source.name.removesuffix("_tripdata"): TaxiSpec(
+            name=source.name.removesuffix("_tripdata"),
+            columns=tuple(column.name for column in source.columns.values()),
+            pickup_column=source.meta["pickup_column"],
+            dropoff_column=source.meta["dropoff_column"],
         )
-    path_keys = ("model-paths", "macro-paths", "seed-paths", "test-paths", "analysis-paths", "snapshot-paths")
-    folders = [f for key in path_keys for f in settings.get(key, []) if (root / f).is_dir()]
+        for source in sources
+        if source.source_name == "landing"
+    }
+    (ledger,) = (s for s in sources if s.source_name == "ingestion" and s.name == "load_ledger")
+    folders = [
+        folder
+        for folder in (
+            *settings.model_paths,
+            *settings.macro_paths,
+            *settings.seed_paths,
+            *settings.test_paths,
+            *settings.analysis_paths,
+            *settings.snapshot_paths,
+        )
+        if (root / folder).is_dir()
+    ]
     return Project(
         root=root,
         taxis=taxis,
         first_month=Month.parse(project_vars["first_month"]),
         last_month=Month.parse(project_vars["last_month"]),
         landing_schema_suffix=project_vars["landing_schema_suffix"],
-        dbt_files=("dbt_project.yml", *(f"{folder}/**" for folder in folders)),
+        schema=ledger.schema,
+        dbt_files=("dbt_project.yml", *(f"{folder}/**" for folder in dict.fromkeys(folders))),
     )

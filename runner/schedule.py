@@ -564,10 +564,10 @@ def run_on_postgres(
     import signal
 
     from runner.pipeline import make_pipeline
-    from runner.warehouse import Warehouse, target_schema
+    from runner.warehouse import Warehouse
 
-    connection = Warehouse.for_project(project.landing_schema_suffix).connect()
-    store = PostgresStore.connect(target_schema(), connection)
+    connection = Warehouse.for_project(project).connect()
+    store = PostgresStore.connect(project.schema, connection)
     pipeline = make_pipeline(project.root, settings, "pg")
     scheduler = Scheduler(
         config=config, pipeline=pipeline, store=store, now=now, log=log, retry_flags=retry_flags

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.csvfile import CsvStream, FileError, describe
-from runner.project import Month, TaxiSpec
+from runner.project import Month, Project, TaxiSpec
 
 COPY_CHUNK = 1 << 20  # bytes handed to the server per write: bounded memory on any file size
 
@@ -85,11 +85,6 @@ def interrupts_noted() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
-def target_schema() -> str:
-    """The dbt profile's schema (profiles/profiles.yml reads the same variable)."""
-    return os.environ.get("TAXI_SCHEMA", "nyc_taxi")
-
-
 @dataclass
 class Warehouse:
     schema: str
@@ -97,9 +92,9 @@ class Warehouse:
     _connection: Any = None
 
     @classmethod
-    def for_project(cls, landing_schema_suffix: str) -> Warehouse:
-        schema = target_schema()
-        return cls(schema=schema, landing_schema=schema + landing_schema_suffix)
+    def for_project(cls, project: Project) -> Warehouse:
+        """The schemas as dbt's profile and sources name them (parsed for this target)."""
+        return cls(schema=project.schema, landing_schema=project.landing_schema)
 
     def connect(self) -> Any:
         import psycopg2

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.dbt import Dbt
+from runner.dbt import Dbt, dbt_for
 from runner.embedded import EmbeddedPostgres
 from runner.pipeline import Pipeline, Settings
 from runner.project import Project, load_project
@@ -72,7 +72,7 @@ def project() -> Project:
 @pytest.fixture(scope="session")
 def dbt(warehouse_env: dict[str, str], project: Project) -> Dbt:
     """dbt in-process, the project parsed once for the session (as the runner does)."""
-    return Dbt(project_dir=project.root, profiles_dir=project.root / "profiles")
+    return dbt_for(project.root)
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def make_pipeline(dbt: Dbt, project: Project, tmp_path: Path, clean_warehouse: N
             settings=Settings(
                 source=str(source) if source else None, cache_dir=tmp_path / "cache", force=force
             ),
-            warehouse=Warehouse.for_project(project.landing_schema_suffix),
+            warehouse=Warehouse.for_project(project),
             dbt=dbt,
         )
         made.append(pipeline)
@@ -170,7 +170,7 @@ def empty_bigquery(project: Project):
     """The runner's BigQuery warehouse on emptied datasets (the bucket and its objects stay)."""
     from runner.bigquery import BigQueryWarehouse
 
-    warehouse = BigQueryWarehouse.for_project(project.landing_schema_suffix)
+    warehouse = BigQueryWarehouse.for_project(project)
     for dataset in SCHEMAS:
         warehouse.bigquery.delete_dataset(
             f"{warehouse.config.project}.{dataset}", delete_contents=True, not_found_ok=True

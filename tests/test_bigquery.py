@@ -255,16 +255,16 @@ def test_settings_missing_are_named(tmp_path, monkeypatch):
     monkeypatch.delenv("GCP_PROJECT", raising=False)
     monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
     with pytest.raises(ConfigError, match="GCP_PROJECT is not set"):
-        GcpConfig.from_env()
+        GcpConfig.from_env("nyc_taxi")
     monkeypatch.setenv("GCP_PROJECT", "p")
     monkeypatch.delenv("GCS_BUCKET", raising=False)
     with pytest.raises(ConfigError, match="GCS_BUCKET is not set"):
-        GcpConfig.from_env()
-    assert GcpConfig.from_env(need_bucket=False).bucket is None
+        GcpConfig.from_env("nyc_taxi")
+    assert GcpConfig.from_env("nyc_taxi", need_bucket=False).bucket is None
     monkeypatch.setenv("GCS_BUCKET", "b")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     with pytest.raises(ConfigError, match="not a readable file"):
-        GcpConfig.from_env()
+        GcpConfig.from_env("nyc_taxi")
 
 
 def run_runner(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

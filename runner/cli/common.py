@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from runner.bigquery import GcpConfig
     from runner.pipeline import Warehouse
     from runner.project import Project
 
@@ -116,31 +117,45 @@ def use_server() -> None:
     info(f"{'started' if started else 'using'} the embedded PostgreSQL at {server.url()}")
 
 
-def load_project() -> Project:
-    from runner.project import load_project
+def load_project(target: Target = Target.pg) -> Project:
+    """The dbt project as dbt parses it for the target; the run's dbt calls reuse that parse."""
+    from runner.dbt import DbtError
+    from runner.project import load_project as parsed
 
-    return load_project()
+    if target is Target.bq:
+        gcp_config(need_bucket=False)  # dbt's bq profile reads these: missing ones are named first
+    try:
+        return parsed(target=target.value)
+    except DbtError as error:
+        fail(str(error))
+
+
+def gcp_config(dataset: str = "", need_bucket: bool = True) -> GcpConfig:
+    """The BigQuery target's settings, checked (the extra installed, the variables set)."""
+    try:
+        import google.cloud.bigquery  # noqa: F401 - an extra, not installed by default
+    except ImportError:
+        fail(
+            "the BigQuery target needs the bigquery extra, which is not installed: "
+            "pip install 'nyc-taxi-pipeline[bigquery]' (or `scripts/bootstrap dev`)"
+        )
+    from runner.bigquery import ConfigError, GcpConfig
+
+    try:
+        return GcpConfig.from_env(dataset, need_bucket=need_bucket)
+    except ConfigError as error:
+        fail(str(error))
 
 
 def open_warehouse(project: Project, target: Target, need_bucket: bool = True) -> Warehouse:
     """The runner's side of the target warehouse, after checking its settings."""
     if target is Target.bq:
-        try:
-            import google.cloud.bigquery  # noqa: F401 - an extra, not installed by default
-        except ImportError:
-            fail(
-                "the BigQuery target needs the bigquery extra, which is not installed: "
-                "pip install 'nyc-taxi-pipeline[bigquery]' (or `scripts/bootstrap dev`)"
-            )
-        from runner.bigquery import BigQueryWarehouse, ConfigError, GcpConfig
+        from runner.bigquery import BigQueryWarehouse
 
-        try:
-            config = GcpConfig.from_env(need_bucket=need_bucket)
-        except ConfigError as error:
-            fail(str(error))
+        config = gcp_config(project.schema, need_bucket=need_bucket)
         info(f"using {config.describe()}")
-        return BigQueryWarehouse.for_project(project.landing_schema_suffix, config)
+        return BigQueryWarehouse.for_project(project, config)
     from runner.warehouse import Warehouse as PostgresWarehouse
 
     use_server()
-    return PostgresWarehouse.for_project(project.landing_schema_suffix)
+    return PostgresWarehouse.for_project(project)

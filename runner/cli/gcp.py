@@ -16,8 +16,8 @@ app = typer.Typer(
 @app.command("setup")
 def gcp_setup() -> None:
     """Create the bucket and the datasets (main and landing) where missing; existing ones are left alone."""
-    project = load_project()
-    warehouse = open_warehouse(project, Target.bq)  # first: it says when the BigQuery extra is missing
+    project = load_project(Target.bq)  # first: it says when the BigQuery extra or a setting is missing
+    warehouse = open_warehouse(project, Target.bq)
     from google.api_core.exceptions import GoogleAPIError
 
     from runner.bigquery import ConfigError

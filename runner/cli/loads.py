@@ -128,7 +128,7 @@ def _open_pipeline(options: RunOptions) -> Pipeline:
     from runner.pipeline import Settings, make_pipeline
     from runner.source import default_cache_dir
 
-    project = load_project()
+    project = load_project(options.target)
     settings = Settings(
         source=options.source,
         cache_dir=options.cache_dir or default_cache_dir(),
@@ -239,7 +239,7 @@ def load(
     from runner.project import UsageError
 
     try:
-        project = load_project()
+        project = load_project(target)
         plan = [(spec, project.month(month)) for spec in _taxis(project, taxi)]
     except UsageError as error:
         fail(str(error))
@@ -271,7 +271,7 @@ def backfill(
     from runner.project import UsageError, month_range
 
     try:
-        project = load_project()
+        project = load_project(target)
         months = month_range(project.month(start), project.month(end))
         plan = [(spec, month) for spec in _taxis(project, taxi) for month in months]
     except UsageError as error:
@@ -295,7 +295,7 @@ def remove(
     from runner.project import UsageError
 
     try:
-        project = load_project()
+        project = load_project(target)
         spec, file_month = project.taxi(taxi), project.month(month)
     except UsageError as error:
         fail(str(error))
@@ -322,7 +322,7 @@ def status(
     reflect each month's rows."""
     from runner.progress import print_status
 
-    project = load_project()
+    project = load_project(target)
     pipeline = _ledger_pipeline(project, target)
     try:
         states = pipeline.month_status()
