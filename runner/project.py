@@ -73,9 +73,10 @@ class TaxiSpec:
     columns: tuple[str, ...]
     pickup_column: str
     dropoff_column: str
+    file_pattern: str  # var tripdata_file: "{taxi}_tripdata_{month}.csv.gz"
 
     def filename(self, month: Month) -> str:
-        return f"{self.name}_tripdata_{month}.csv.gz"
+        return self.file_pattern.replace("{taxi}", self.name).replace("{month}", str(month))
 
     def landing_table(self, month: Month) -> str:
         return f"{self.name}_tripdata_{month.year:04d}_{month.month:02d}"
@@ -92,7 +93,8 @@ class Project:
     first_month: Month
     last_month: Month
     landing_schema_suffix: str
-    schema: str = "nyc_taxi"  # the target's schema (BigQuery: dataset) of the main tables and the ledger
+    file_pattern: str  # var tripdata_file: a month's file name, "{taxi}" and "{month}" (YYYY-MM) filled in
+    schema: str  # the target's schema (BigQuery: dataset) of the main tables and the ledger
     dbt_files: tuple[
         str, ...
     ] = ()  # what dbt reads: dbt_project.yml and its *-paths folders that exist, as globs
@@ -142,6 +144,7 @@ def load_project(root: Path = PROJECT_DIR, target: str = "pg") -> Project:
             columns=tuple(column.name for column in source.columns.values()),
             pickup_column=source.meta["pickup_column"],
             dropoff_column=source.meta["dropoff_column"],
+            file_pattern=project_vars["tripdata_file"],
         )
         for source in sources
         if source.source_name == "landing"
@@ -165,6 +168,7 @@ def load_project(root: Path = PROJECT_DIR, target: str = "pg") -> Project:
         first_month=Month.parse(project_vars["first_month"]),
         last_month=Month.parse(project_vars["last_month"]),
         landing_schema_suffix=project_vars["landing_schema_suffix"],
+        file_pattern=project_vars["tripdata_file"],
         schema=ledger.schema,
         dbt_files=("dbt_project.yml", *(f"{folder}/**" for folder in dict.fromkeys(folders))),
     )

@@ -1,7 +1,8 @@
 """Where trip files come from and how they reach local disk.
 
 A source is either an http(s) URL prefix or a local folder (a plain path or a file:// URL); under
-either, a month's file lives at `<source>/<taxi>/<taxi>_tripdata_<YYYY>-<MM>.csv.gz`.
+either, a month's file lives at `<source>/<taxi>/<file>`, its name as var tripdata_file lays it out
+(`green_tripdata_2019-01.csv.gz`).
 
 HTTP downloads stream into a per-user cache (`<cache_dir>/<taxi>/<filename>`) with a JSON sidecar
 recording where the bytes came from, so a later run can revalidate with a conditional GET instead of
@@ -51,8 +52,6 @@ log = logging.getLogger(__name__)
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # userinfo anywhere in a text: "scheme://user:password@" -> "scheme://"
 _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
-# What fetch() writes into a taxi folder of the cache, for clean_cache().
-_CACHE_NAME_RE = re.compile(r"_tripdata_\d{4}-\d{2}\.csv\.gz(\.part|\.meta\.json(\.tmp)?)?$")
 
 
 class SourceError(Exception):
@@ -514,13 +513,23 @@ def mark_cache(cache_dir: Path) -> None:
         tag.write_text(f"{CACHE_TAG_SIGNATURE}\n# the nyc-taxi runner's download cache\n")
 
 
-def clean_cache(cache_dir: Path) -> tuple[int, int]:
+def month_file_regex(file_pattern: str) -> re.Pattern[str]:
+    """Any taxi's and month's file name, laid out by the project's file pattern (var tripdata_file)."""
+    escaped = re.escape(file_pattern)
+    return re.compile(
+        escaped.replace(re.escape("{taxi}"), "[a-z0-9_]+").replace(re.escape("{month}"), r"\d{4}-\d{2}")
+    )
+
+
+def clean_cache(cache_dir: Path, file_pattern: str) -> tuple[int, int]:
     """Remove what fetch() downloaded under `cache_dir`. Returns (files removed, bytes freed).
 
     Only a folder the runner tagged as its cache (mark_cache), and in it only files fetch() wrote:
     each download has a sidecar, so a trip file without one (a copy someone put there) stays, and
-    so does everything else. Taxi folders that this empties are removed; other folders are not.
+    so does everything else; a cut-off download (.part) is one of the project's month files
+    (file_pattern: var tripdata_file). Taxi folders that this empties are removed; other folders are not.
     """
+    month_file = month_file_regex(file_pattern)
     cache_dir = Path(cache_dir)
     if not cache_dir.is_dir():
         return 0, 0
@@ -534,7 +543,7 @@ def clean_cache(cache_dir: Path) -> tuple[int, int]:
         names = {entry.name for entry in folder.iterdir()}
         emptied = False
         for entry in sorted(folder.iterdir()):
-            if not _is_ours(entry.name, names) or (entry.is_dir() and not entry.is_symlink()):
+            if not _is_ours(entry.name, names, month_file) or (entry.is_dir() and not entry.is_symlink()):
                 continue
             try:
                 size = entry.lstat().st_size
@@ -550,9 +559,9 @@ def clean_cache(cache_dir: Path) -> tuple[int, int]:
     return removed, freed
 
 
-def _is_ours(name: str, names: set[str]) -> bool:
+def _is_ours(name: str, names: set[str], month_file: re.Pattern[str]) -> bool:
     """A download (it has a sidecar), its sidecar, or what an interrupted download left (.part, .tmp)."""
-    if name.endswith(PART_SUFFIX) and _CACHE_NAME_RE.search(name):
+    if name.endswith(PART_SUFFIX) and month_file.fullmatch(name.removesuffix(PART_SUFFIX)):
         return True
     base = name
     for suffix in (META_SUFFIX + ".tmp", META_SUFFIX):

@@ -377,7 +377,7 @@ def test_local_folder_not_found(tmp_path: Path) -> None:
     assert str(tmp_path / TAXI / FILENAME) in str(caught.value)
 
 
-def test_clean_cache_removes_only_its_files(server: Served, tmp_path: Path) -> None:
+def test_clean_cache_removes_only_its_files(server: Served, tmp_path: Path, project) -> None:
     body = trip_file()
     server.publish(body, '"v1"')
     cache = tmp_path / "cache"
@@ -386,27 +386,32 @@ def test_clean_cache_removes_only_its_files(server: Served, tmp_path: Path) -> N
     (cache / TAXI / "green_tripdata_2019-03.csv.gz").write_bytes(b"put there by hand: no sidecar")
     (cache / "yellow").mkdir()
     (cache / "yellow" / "notes.txt").write_text("mine")
+    (cache / "yellow" / "draft.part").write_text("mine too: not a month file")
     (cache / "empty").mkdir()  # not the runner's either
     sidecar_size = (cache / TAXI / f"{FILENAME}.meta.json").stat().st_size
 
-    removed, freed = clean_cache(cache)
+    removed, freed = clean_cache(cache, project.file_pattern)
 
     assert (removed, freed) == (3, len(body) + sidecar_size + 4)
-    assert cache_files(cache) == [f"{TAXI}/green_tripdata_2019-03.csv.gz", "yellow/notes.txt"]
+    assert cache_files(cache) == [
+        f"{TAXI}/green_tripdata_2019-03.csv.gz",
+        "yellow/draft.part",
+        "yellow/notes.txt",
+    ]
     assert (cache / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
     assert (cache / "empty").is_dir()
-    assert clean_cache(cache) == (0, 0)
-    assert clean_cache(tmp_path / "nowhere") == (0, 0)
+    assert clean_cache(cache, project.file_pattern) == (0, 0)
+    assert clean_cache(tmp_path / "nowhere", project.file_pattern) == (0, 0)
 
 
-def test_clean_cache_refuses_a_folder_that_is_not_its_cache(tmp_path: Path) -> None:
+def test_clean_cache_refuses_a_folder_that_is_not_its_cache(tmp_path: Path, project) -> None:
     """The bundled data/tripdata, say: trip files the runner never downloaded."""
     folder = tmp_path / "tripdata"
     (folder / TAXI).mkdir(parents=True)
     (folder / TAXI / FILENAME).write_bytes(trip_file())
 
     with pytest.raises(SourceError, match="is not the runner's download cache"):
-        clean_cache(folder)
+        clean_cache(folder, project.file_pattern)
     assert (folder / TAXI / FILENAME).exists()
 
 

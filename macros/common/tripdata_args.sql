@@ -70,8 +70,8 @@
 
 
 {% macro tripdata_filename(taxi, month) %}
-    {#- A month's file, as the public release names it: `green_tripdata_2019-01.csv.gz`. -#}
-    {{ return(taxi ~ '_tripdata_' ~ month.month ~ '.csv.gz') }}
+    {#- A month's file, as the public release names it (var tripdata_file): `green_tripdata_2019-01.csv.gz`. -#}
+    {{ return(var('tripdata_file') | replace('{taxi}', taxi) | replace('{month}', month.month)) }}
 {% endmacro %}
 
 

@@ -180,15 +180,21 @@ def _inputs(project: Project) -> list[dict[str, Any]]:
     ]
 
 
-def _month_variables(file_suffix: str) -> dict[str, str]:
-    """year and mm from the inputs (the scheduled flows take them from the tick instead)."""
-    file = "{{ inputs.taxi }}_tripdata_" + f"{YEAR}-{MONTH}"
+def _month_variables(file_suffix: str, project: Project) -> dict[str, str]:
+    """year and mm from the inputs (the scheduled flows take them from the tick instead).
+
+    file: the month's file (var tripdata_file) as the flow keeps it, `.csv.gz` or unzipped `.csv`.
+    """
+    published = project.file_pattern.replace("{taxi}", "{{ inputs.taxi }}").replace(
+        "{month}", f"{YEAR}-{MONTH}"
+    )
+    assert published.endswith(".csv.gz"), "the flows gunzip the published file"
     return {
         "year": "{{ inputs.year }}",
         "mm": "{{ inputs.month }}",
         "month": f"{YEAR}-{MONTH}",
-        "file": file + file_suffix,
-        "url": SOURCE_URL + "/{{ inputs.taxi }}/" + file + ".csv.gz",
+        "file": published.removesuffix(".csv.gz") + file_suffix,
+        "url": SOURCE_URL + "/{{ inputs.taxi }}/" + published,
     }
 
 
@@ -229,7 +235,7 @@ def postgres_taxi(namespace: str = NAMESPACE, project: Project | None = None) ->
         "description": "Load one taxi month into Postgres through the nyc_taxi dbt project "
         "(README: How a month is loaded (Postgres), Kestra). Emitted by `runner kestra emit`.",
         "inputs": _inputs(project),
-        "variables": _month_variables(".csv"),
+        "variables": _month_variables(".csv", project),
         "concurrency": {"limit": 1, "behavior": "QUEUE"},
         "tasks": [
             _set_label(),
@@ -286,7 +292,7 @@ def gcp_taxi(namespace: str = NAMESPACE, project: Project | None = None) -> dict
         "(README: BigQuery, Kestra). Emitted by `runner kestra emit`.",
         "inputs": _inputs(project),
         "variables": {
-            **_month_variables(".csv.gz"),
+            **_month_variables(".csv.gz", project),
             "gcs_uri": "gs://{{ kv('GCS_BUCKET') }}/{{ inputs.taxi }}/" + "{{ render(vars.file) }}",
         },
         # BigQuery cancels one of two transactions that change the same table at once: one month at a time
