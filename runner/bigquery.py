@@ -19,8 +19,6 @@ from runner.csvfile import FileError, describe
 from runner.project import Month, Project, TaxiSpec
 from runner.warehouse import WarehouseError
 
-# Landing tables live for one load; one a dead load left behind expires after a week at most.
-LANDING_TABLE_EXPIRY_MS = 7 * 24 * 3600 * 1000
 UPLOAD_CHUNK = 8 << 20  # resumable upload chunks: progress per chunk, a retry resends one chunk
 SETTINGS_HELP = "see README, section BigQuery"
 
@@ -125,6 +123,7 @@ class _Progress:
 class BigQueryWarehouse:
     config: GcpConfig
     landing_dataset: str
+    landing_expiry_days: int  # the project's var landing_expiry_days
     _bigquery: Any = None
     _storage: Any = None
     _ledger_exists: bool = False  # once seen it stays: dbt creates the ledger and never drops it
@@ -132,7 +131,11 @@ class BigQueryWarehouse:
     @classmethod
     def for_project(cls, project: Project, config: GcpConfig | None = None) -> BigQueryWarehouse:
         config = config or GcpConfig.from_env(project.schema)
-        return cls(config=config, landing_dataset=project.landing_schema)
+        return cls(
+            config=config,
+            landing_dataset=project.landing_schema,
+            landing_expiry_days=project.landing_expiry_days,
+        )
 
     @property
     def bigquery(self) -> Any:
@@ -219,7 +222,7 @@ class BigQueryWarehouse:
                 dataset = bigquery.Dataset(dataset_id)
                 dataset.location = self.config.location
                 if name == self.landing_dataset:
-                    dataset.default_table_expiration_ms = LANDING_TABLE_EXPIRY_MS
+                    dataset.default_table_expiration_ms = self.landing_expiry_days * 24 * 3600 * 1000
                 self.bigquery.create_dataset(dataset, exists_ok=True)
                 done.append(f"dataset {dataset_id}: created in {self.config.location}")
         return done

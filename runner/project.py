@@ -95,6 +95,7 @@ class Project:
     landing_schema_suffix: str
     file_pattern: str  # var tripdata_file: a month's file name, "{taxi}" and "{month}" (YYYY-MM) filled in
     schema: str  # the target's schema (BigQuery: dataset) of the main tables and the ledger
+    landing_expiry_days: int  # BigQuery: a landing table a dead load left behind expires after this
     dbt_files: tuple[
         str, ...
     ] = ()  # what dbt reads: dbt_project.yml and its *-paths folders that exist, as globs
@@ -169,6 +170,7 @@ def load_project(root: Path = PROJECT_DIR, target: str = "pg") -> Project:
         last_month=Month.parse(project_vars["last_month"]),
         landing_schema_suffix=project_vars["landing_schema_suffix"],
         file_pattern=project_vars["tripdata_file"],
+        landing_expiry_days=int(project_vars["landing_expiry_days"]),
         schema=ledger.schema,
         dbt_files=("dbt_project.yml", *(f"{folder}/**" for folder in dict.fromkeys(folders))),
     )

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _warehouse(dataset: str) -> BigQueryWarehouse:
     config = GcpConfig(project="proj", location="US", dataset=dataset, bucket=None, credentials_file=None)
-    return BigQueryWarehouse(config=config, landing_dataset=dataset + "_landing")
+    return BigQueryWarehouse(config=config, landing_dataset=dataset + "_landing", landing_expiry_days=7)
 
 
 def _other_process_takes_the_lock(dataset: str) -> subprocess.Popen:

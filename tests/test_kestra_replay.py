@@ -26,8 +26,9 @@ from reference import expected_month, read_rows
 from test_dbt_contract import ledger_rows, month_ids
 
 from runner.dbt import Dbt, DbtError
-from runner.kestra.flows import SOURCE_URL, dbt_postgres, postgres_taxi
+from runner.kestra.flows import dbt_postgres, postgres_taxi
 from runner.project import load_project
+from runner.source import DEFAULT_SOURCE as SOURCE_URL
 
 GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
 EXECUTION_ID = "5Ha9pTPfYQNGMp1IMdkA0z"  # Kestra's ids are base62 uuids

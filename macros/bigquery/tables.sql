@@ -38,7 +38,7 @@
         create schema if not exists {{ bigquery_dataset(target.schema) }};
         -- landing tables live for one load; a load that died leaves one behind for a week at most
         create schema if not exists {{ bigquery_dataset(landing_schema()) }}
-        options (default_table_expiration_days = 7);
+        options (default_table_expiration_days = {{ var('landing_expiry_days') | int }});
 
         create table if not exists {{ main }} (
             {%- for column in spec.columns %}

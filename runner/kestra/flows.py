@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runner.bigquery import LANDING_TABLE_EXPIRY_MS
 from runner.kestra import NAMESPACE
 from runner.project import Month, Project, TaxiSpec, load_project
+from runner.source import DEFAULT_SOURCE
 
 PROFILE = "nyc_taxi"  # dbt_project.yml `profile:`
-SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"  # runner/source.py
+
 
 # Pinned images: dbt-core 1.11 (dbt_project.yml require-dbt-version) installed at fixed versions, the ones
 # the tests run (tests/test_kestra_flows.py checks them against the installed packages).
@@ -194,7 +194,7 @@ def _month_variables(file_suffix: str, project: Project) -> dict[str, str]:
         "mm": "{{ inputs.month }}",
         "month": f"{YEAR}-{MONTH}",
         "file": published.removesuffix(".csv.gz") + file_suffix,
-        "url": SOURCE_URL + "/{{ inputs.taxi }}/" + published,
+        "url": DEFAULT_SOURCE + "/{{ inputs.taxi }}/" + published,
     }
 
 
@@ -556,7 +556,7 @@ def gcp_setup(namespace: str = NAMESPACE, project: Project | None = None) -> dic
                 **GCP_AUTH,
                 "name": "{{ kv('BQ_DATASET') }}" + project.landing_schema_suffix,
                 "location": location,
-                "defaultTableLifetime": LANDING_TABLE_EXPIRY_MS,
+                "defaultTableLifetime": project.landing_expiry_days * 24 * 3600 * 1000,
                 "ifExists": "SKIP",
             },
         ],
