@@ -339,7 +339,7 @@ def build_pipeline(source: Path, cache_dir: Path, server: Server) -> tuple[Any, 
     probe = Probe(server)
     warehouse, dbt = pipeline.warehouse, pipeline.dbt
     warehouse.copy_month = probe.wrap("COPY into landing (runner)", warehouse.copy_month)
-    warehouse.last_success = probe.wrap("ledger reads (runner)", warehouse.last_success)
+    warehouse.current_loads = probe.wrap("ledger reads (runner)", warehouse.current_loads)
     warehouse.load = probe.wrap("ledger reads (runner)", warehouse.load)
     dbt.build = probe.wrap("dbt build: merge", dbt.build)
     dbt.run_operation = probe.wrap("dbt run-operation: begin load", dbt.run_operation)

@@ -351,16 +351,23 @@ class BigQueryWarehouse:
         table = self._table(relation)
         return table.description if table is not None else None
 
-    def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None:
-        rows = self._query(
-            "select * from {ledger} where taxi = @taxi and file_month = @file_month and state = 'succeeded'"
-            " order by finished_at desc limit 1",
-            {"taxi": taxi, "file_month": month.first_day},
+    def current_loads(
+        self, rule: str, taxi: str | None = None, month: Month | None = None
+    ) -> list[dict[str, Any]]:
+        """The months' current loads: `rule` is the ledger's reading rule as dbt compiled it
+        (macros/common/ledger.sql current_loads); one taxi and month, or all of them."""
+        if taxi is None or month is None:
+            return self._query(f"select * from ({rule}) as current_loads") or []
+        return (
+            self._query(
+                f"select * from ({rule}) as current_loads where taxi = @taxi and file_month = @file_month",
+                {"taxi": taxi, "file_month": month.first_day},
+            )
+            or []
         )
-        return rows[0] if rows and rows[0]["action"] != "removed" else None  # removed: holds no load
 
-    def month_states(self, loads: str | None = None) -> list[dict[str, Any]]:
-        """Per taxi and file month: the latest attempt, and the rows of the last successful load.
+    def month_states(self, rule: str, loads: str | None = None) -> list[dict[str, Any]]:
+        """Per taxi and file month: the latest attempt, and the rows of the current load (`rule`).
 
         From the ledger, or from `loads` (dbt's relation name of stg_ingestion__loads) when it
         exists: there a running load whose loader is gone is already `interrupted`.
@@ -369,18 +376,19 @@ class BigQueryWarehouse:
             loads = None
         return (
             self._query(
-                """
+                f"""
             select
-                taxi, file_month, state, action, error, started_at, finished_at, load_id,
-                last_value(if(state = 'succeeded', rows_loaded, null) ignore nulls) over (
-                    partition by taxi, file_month order by finished_at
-                    rows between unbounded preceding and unbounded following
-                ) as rows_loaded
-            from {loads}
+                attempts.taxi, attempts.file_month, attempts.state, attempts.action, attempts.error,
+                attempts.started_at, attempts.finished_at, attempts.load_id, current_loads.rows_loaded
+            from {loads or "{ledger}"} as attempts
+            left join ({rule}) as current_loads
+                on attempts.taxi = current_loads.taxi and attempts.file_month = current_loads.file_month
             where true
-            qualify row_number() over (partition by taxi, file_month order by started_at desc) = 1
-            order by taxi, file_month
-            """.replace("{loads}", loads or "{ledger}")
+            qualify row_number() over (
+                partition by attempts.taxi, attempts.file_month order by attempts.started_at desc
+            ) = 1
+            order by attempts.taxi, attempts.file_month
+            """
             )
             or []
         )

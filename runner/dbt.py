@@ -57,6 +57,7 @@ class Dbt:
     target: str | None = None
     _runner: Any = field(default=None, repr=False)
     _errors: list[str] = field(default_factory=list, repr=False)
+    _compiled: dict[str, str] = field(default_factory=dict, repr=False)
     sql_log: list[str] | None = field(default=None, repr=False)  # a list: every statement dbt sends
     # told of each node a build starts: (its place, the build's node count, what it is)
     on_node_start: Callable[[int, int, str], None] | None = field(default=None, repr=False)
@@ -137,6 +138,14 @@ class Dbt:
                 or (node.resource_type == "model" and node.config.materialized in ("view", "table"))
             )
         }
+
+    def compile_inline(self, sql: str) -> str:
+        """SQL with the project's macros in it, compiled for the target (once per text): the runner's
+        own queries use the rules the macros define instead of spelling them again."""
+        if sql not in self._compiled:
+            result = self.invoke(["compile", "--inline", sql, "--no-populate-cache"])
+            self._compiled[sql] = result.results[0].node.compiled_code
+        return self._compiled[sql]
 
     def run_operation(self, macro: str, args: dict[str, Any]) -> None:
         self.invoke(["run-operation", macro, "--args", json.dumps(args)])

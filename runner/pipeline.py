@@ -77,8 +77,10 @@ class Warehouse(Protocol):
         self, spec: TaxiSpec, month: Month, path: Path, checksum: str, progress: Callable[[int], None]
     ) -> None: ...
     def load(self, load_id: str) -> dict[str, Any] | None: ...
-    def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None: ...
-    def month_states(self) -> list[dict[str, Any]]: ...
+    def current_loads(
+        self, rule: str, taxi: str | None = None, month: Month | None = None
+    ) -> list[dict[str, Any]]: ...
+    def month_states(self, rule: str, loads: str | None = None) -> list[dict[str, Any]]: ...
     def model_loads(self, relation: str) -> list[dict[str, Any]] | None: ...
     def relation_comment(self, relation: str) -> str | None: ...
     def models_lock(self) -> AbstractContextManager[None]: ...
@@ -168,10 +170,27 @@ class Pipeline:
     dbt: Dbt
     reporter: Reporter = field(default_factory=QuietReporter)
 
+    @property
+    def ledger_rule(self) -> str:
+        """How to read the ledger, defined once (macros/common/ledger.sql current_loads), in the
+        target's SQL: the runner's queries select from it."""
+        return self.dbt.compile_inline("{{ current_loads() }}")
+
+    def current_load(self, spec: TaxiSpec, month: Month) -> dict[str, Any] | None:
+        """The load whose rows the month holds, or None (never loaded, or removed)."""
+        found = self.warehouse.current_loads(self.ledger_rule, spec.name, month)
+        return found[0] if found else None
+
     def plan(self, months: list[tuple[TaxiSpec, Month]]) -> list[MonthPlan]:
         """What will happen to each month, from the ledger and the source, without downloading."""
+        rule = self.ledger_rule
         return plan_months(
-            months, self.warehouse, self.settings.source, self.settings.cache_dir, self.settings.force
+            months,
+            self.warehouse.month_states(rule),
+            self.warehouse.current_loads(rule),
+            self.settings.source,
+            self.settings.cache_dir,
+            self.settings.force,
         )
 
     def run(
@@ -277,7 +296,7 @@ class Pipeline:
         """The ledger's view per taxi and file month (Warehouse.month_states), and whether the
         models reflect the month's rows: `models` is current, behind, or None (nothing loaded)."""
         nodes = self.dbt.parse().nodes
-        states = self.warehouse.month_states(nodes[LOADS].relation_name)
+        states = self.warehouse.month_states(self.ledger_rule, nodes[LOADS].relation_name)
         rows = self.warehouse.model_loads(nodes[MODEL_LOADS].relation_name) or []
         current = {(row["taxi"], Month.of(row["file_month"])): row["models_current"] for row in rows}
         for state in states:
@@ -338,7 +357,7 @@ class Pipeline:
             for decided in plan:
                 if decided.action == "skip":
                     continue
-                current = self.warehouse.last_success(decided.spec.name, decided.month)
+                current = self.current_load(decided.spec, decided.month)
                 if current is not None and current["load_id"] != decided.load_id:
                     merged.append(f"{decided.spec.name} {decided.month}")
                 elif (decided.spec.name, decided.month) not in {(o.taxi, o.month) for o in result.outcomes}:
@@ -412,7 +431,7 @@ class Pipeline:
         self, spec: TaxiSpec, month: Month, fetched: FetchedFile, load_id: str, loader: dict | None
     ) -> MonthOutcome:
         filename = spec.filename(month)
-        current = self.warehouse.last_success(spec.name, month)
+        current = self.current_load(spec, month)
         if holds_file(current, fetched.sha256, self.settings.force):
             return MonthOutcome(
                 spec.name,
@@ -483,7 +502,7 @@ class Pipeline:
     def remove_month(self, spec: TaxiSpec, month: Month, reason: str | None = None) -> dict[str, Any] | None:
         """The month's rows out of the main table and the models, in one transaction, on record in
         the ledger (action removed): macros/common/remove_month.sql. Returns the load it removed."""
-        current = self.warehouse.last_success(spec.name, month)
+        current = self.current_load(spec, month)
         load_id = str(uuid.uuid4())
         with self.warehouse.runner_lock(spec.name, month):
             self.dbt.run_operation(

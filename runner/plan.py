@@ -79,13 +79,20 @@ def decide(
 
 
 def plan_months(
-    plan: list[tuple[TaxiSpec, Month]], warehouse: Any, source: str | None, cache_dir: Path, force: bool
+    plan: list[tuple[TaxiSpec, Month]],
+    month_states: list[dict[str, Any]],
+    current_loads: list[dict[str, Any]],
+    source: str | None,
+    cache_dir: Path,
+    force: bool,
 ) -> list[MonthPlan]:
-    states = {(s["taxi"], str(s["file_month"])[:7]): s for s in warehouse.month_states()}
+    """Each month's action, from the ledger's month states and current loads, and the source."""
+    states = {(s["taxi"], str(s["file_month"])[:7]): s for s in month_states}
+    currents = {(c["taxi"], str(c["file_month"])[:7]): c for c in current_loads}
     decided = []
     for spec, month in plan:
         state = states.get((spec.name, str(month)))
-        success = warehouse.last_success(spec.name, month) if state is not None else None
+        success = currents.get((spec.name, str(month)))
         found = probe(spec.name, month, spec.filename(month), source=source, cache_dir=cache_dir)
         action, reason = decide(state, success, found, force)
         decided.append(

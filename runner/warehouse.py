@@ -257,16 +257,17 @@ class Warehouse:
         )
         return rows[0]["comment"] if rows else None
 
-    def last_success(self, taxi: str, month: Month) -> dict[str, Any] | None:
-        rows = self._query(
-            "select * from {ledger} where taxi = %s and file_month = %s and state = 'succeeded'"
-            " order by finished_at desc limit 1",
-            (taxi, month.first_day),
-        )
-        return rows[0] if rows and rows[0]["action"] != "removed" else None  # removed: holds no load
+    def current_loads(
+        self, rule: str, taxi: str | None = None, month: Month | None = None
+    ) -> list[dict[str, Any]]:
+        """The months' current loads: `rule` is the ledger's reading rule as dbt compiled it
+        (macros/common/ledger.sql current_loads); one taxi and month, or all of them."""
+        where = " where taxi = %s and file_month = %s" if taxi is not None else ""
+        params = (taxi, month.first_day) if taxi is not None and month is not None else ()
+        return self._query(f"select * from ({rule}) as current_loads{where}", params) or []
 
-    def month_states(self, loads: str | None = None) -> list[dict[str, Any]]:
-        """Per taxi and file month: the latest attempt, and the rows of the last successful load.
+    def month_states(self, rule: str, loads: str | None = None) -> list[dict[str, Any]]:
+        """Per taxi and file month: the latest attempt, and the rows of the current load (`rule`).
 
         From the ledger, or from `loads` (dbt's relation name of stg_ingestion__loads) when it
         exists: there a running load whose loader is gone is already `interrupted`.
@@ -275,15 +276,15 @@ class Warehouse:
             loads = None
         return (
             self._query(
-                """
-            select distinct on (taxi, file_month)
-                taxi, file_month, state, action, error, started_at, finished_at, load_id,
-                (select s.rows_loaded from {ledger} as s
-                 where s.taxi = l.taxi and s.file_month = l.file_month and s.state = 'succeeded'
-                 order by s.finished_at desc limit 1) as rows_loaded
-            from {loads} as l
-            order by taxi, file_month, started_at desc
-            """.replace("{loads}", loads or "{ledger}")
+                f"""
+            select distinct on (attempts.taxi, attempts.file_month)
+                attempts.taxi, attempts.file_month, attempts.state, attempts.action, attempts.error,
+                attempts.started_at, attempts.finished_at, attempts.load_id, current_loads.rows_loaded
+            from {loads or "{ledger}"} as attempts
+            left join ({rule}) as current_loads
+                on attempts.taxi = current_loads.taxi and attempts.file_month = current_loads.file_month
+            order by attempts.taxi, attempts.file_month, attempts.started_at desc
+            """
             )
             or []
         )

@@ -134,7 +134,7 @@ def test_remove_takes_the_month_out_and_records_it(make_bq_pipeline, bq, project
     removed = pipeline.remove_month(green, month, reason="a test")
     assert removed is not None and removed["load_id"] == loaded.load_id
     assert bq_month(bq, "green", "2020-10") == {}
-    assert pipeline.warehouse.last_success("green", month) is None  # the month holds no load
+    assert pipeline.current_load(project.taxi("green"), month) is None  # the month holds no load
     (last,) = query(
         bq,
         f"select action, rows_loaded, error from `{bq.config.project}.{bq.config.dataset}.load_ledger`"

@@ -92,30 +92,3 @@
         )
     {%- endif -%}
 {% endmacro %}
-
-
-{% macro current_loads() %}
-    {#-
-        Per taxi and file month, the load whose rows the main table holds: the last successful
-        load that wrote rows (an `unchanged` load leaves the rows, and their load_id, as they were),
-        unless a removal came after it (then the month holds none).
-        Two loads of a month never overlap (the month lock), so the last to finish is the last to commit.
-    -#}
-    select
-        taxi,
-        file_month,
-        load_id,
-        finished_at
-    from (
-        select
-            taxi,
-            file_month,
-            load_id,
-            finished_at,
-            action,
-            row_number() over (partition by taxi, file_month order by finished_at desc, load_id desc) as recency
-        from {{ source('ingestion', 'load_ledger') }}
-        where state = 'succeeded' and action in ('loaded', 'replaced', 'removed')
-    ) as loads
-    where recency = 1 and action != 'removed'
-{%- endmacro %}

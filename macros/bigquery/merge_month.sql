@@ -15,7 +15,7 @@
     {%- set main = tripdata_relation(taxi) -%}
     {%- set csv_columns = spec.columns | map(attribute='name') | list -%}
     {%- set file_month = "date '" ~ month.first_day ~ "'" -%}
-    {%- set replacing = ledger_last_success(taxi, month) is not none -%}
+    {%- set replacing = ledger_current_load(taxi, month) is not none -%}
 
     {% call statement('month_counts', fetch_result=true) %}
         with distinct_rows as (

@@ -166,15 +166,45 @@
 {% endmacro %}
 
 
-{% macro ledger_last_success(taxi, month) %}
-    {#- The month's current load: the last one that succeeded, or none (also when it removed the month). -#}
+{% macro current_loads() %}
+    {#-
+        The rule for reading the ledger, in one place: per taxi and file month, the load whose rows
+        the main table holds. That is the last successful load that wrote rows (an `unchanged` load
+        leaves the rows, and their load_id, as they were), unless a removal came after it (then the
+        month holds none). Two loads of a month never overlap (the month lock), so the last to finish
+        is the last to commit. The macros, the models (model_loads, the marts' refresh) and the
+        runner (runner/pipeline.py, compiled through dbt) all read the ledger through it.
+    -#}
+    select {{ ledger_columns() | join(', ') }}
+    from (
+        select
+            {{ ledger_columns() | join(', ') }},
+            row_number() over (partition by taxi, file_month order by finished_at desc, load_id desc) as recency
+        from {{ source('ingestion', 'load_ledger') }}
+        where state = 'succeeded' and action in ('loaded', 'replaced', 'removed')
+    ) as loads
+    where recency = 1 and action != 'removed'
+{%- endmacro %}
+
+
+{% macro ledger_columns() %}
+    {#- What every ledger holds (Postgres adds the loader's session). -#}
+    {{ return([
+        'load_id', 'taxi', 'file_month', 'filename', 'source_url', 'bytes', 'checksum',
+        'rows_in_file', 'rows_loaded', 'repeats_collapsed', 'exact_repeats', 'same_id_variants',
+        'pickups_outside_month', 'state', 'action', 'error', 'started_at', 'finished_at', 'loaded_by',
+        'invocation_id',
+    ]) }}
+{% endmacro %}
+
+
+{% macro ledger_current_load(taxi, month) %}
+    {#- The month's current load (see current_loads) as a dict, or none. -#}
     {%- set rows = run_query(
-        "select * from " ~ ledger_relation() ~ " where taxi = " ~ sql_string(taxi)
-        ~ " and file_month = cast('" ~ month.first_day ~ "' as date) and state = 'succeeded'"
-        ~ " order by finished_at desc limit 1"
+        "select * from (" ~ current_loads() ~ ") as current_loads where taxi = " ~ sql_string(taxi)
+        ~ " and file_month = cast('" ~ month.first_day ~ "' as date)"
     ) -%}
-    {%- set last = dict(rows.rows[0].items()) if rows.rows | length else none -%}
-    {{ return(none if last is none or last.action == 'removed' else last) }}
+    {{ return(dict(rows.rows[0].items()) if rows.rows | length else none) }}
 {% endmacro %}
 
 

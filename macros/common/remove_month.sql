@@ -13,7 +13,7 @@
     {%- do validate_load_id(load_id) -%}
     {%- do tripdata_prepare(taxi) -%}
     {%- do ledger_allow_removed() -%}
-    {%- set current = ledger_last_success(taxi, args) -%}
+    {%- set current = ledger_current_load(taxi, args) -%}
     {%- set models = [] -%}
     {%- for name in ['fact_trips', 'dm_monthly_zone_revenue'] -%}
         {%- set relation = adapter.get_relation(ref(name).database, ref(name).schema, ref(name).identifier) -%}

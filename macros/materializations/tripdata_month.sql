@@ -34,7 +34,7 @@
 
     {#- A loader that passes its load_id has landed rows: its load is finished below, whatever it finds. -#}
     {%- if raw_dir is none and load_id is none and not landing_has_rows(taxi, month) -%}
-        {%- set current = ledger_last_success(taxi, month) -%}
+        {%- set current = ledger_current_load(taxi, month) -%}
         {%- if current is not none -%}
             {{ log(where ~ ': nothing landed; the month is loaded (load ' ~ current.load_id ~ ', '
                 ~ current.rows_loaded ~ ' rows): left as it is', info=true) }}
@@ -74,7 +74,7 @@
         {%- do ledger_update(load_id, land_from_raw_dir(taxi, month, raw_dir)) -%}
     {%- endif -%}
     {%- set load = ledger_load(load_id) -%}
-    {%- set current = ledger_last_success(taxi, month) -%}
+    {%- set current = ledger_current_load(taxi, month) -%}
 
     {%- if current is not none and load.checksum and load.checksum == current.checksum and not var('force', false) -%}
         {#-
