@@ -430,7 +430,6 @@ class Pipeline:
     def _land_and_merge(
         self, spec: TaxiSpec, month: Month, fetched: FetchedFile, load_id: str, loader: dict | None
     ) -> MonthOutcome:
-        filename = spec.filename(month)
         current = self.current_load(spec, month)
         if holds_file(current, fetched.sha256, self.settings.force):
             return MonthOutcome(
@@ -444,37 +443,27 @@ class Pipeline:
 
         try:
             header, readable = read_header(fetched.path)
-            self.dbt.run_operation(
-                "tripdata_begin_load",
-                {
-                    "taxi": spec.name,
-                    "month": str(month),
-                    "load_id": load_id,
-                    "filename": filename,
-                    "source_url": fetched.source_url,
-                    "bytes": fetched.size,
-                    "checksum": fetched.sha256,
-                    "loaded_by": "runner",
-                    "header": header,  # checked there: one rule for every path that lands a file
-                    "readable": readable,
-                    "loader": loader,  # the session holding the runner lock: the load dies with it
-                },
+            self._begin_load(
+                spec,
+                month,
+                load_id,
+                loader,
+                source_url=fetched.source_url,
+                bytes=fetched.size,
+                checksum=fetched.sha256,
+                header=header,  # checked there: one rule for every path that lands a file
+                readable=readable,
             )
             self.reporter.stage(spec, month, "copy", total=fetched.size)
             self.warehouse.land(spec, month, fetched.path, fetched.sha256, self.reporter.advance)
             self.reporter.stage(spec, month, "merge")
-            with self.warehouse.merge_lock():
-                self.dbt.build(
-                    select=[spec.main_table],
-                    variables={
-                        "taxi": spec.name,
-                        "month": str(month),
-                        "load_id": load_id,
-                        "force": self.settings.force,
-                        "allow_other_month": self.settings.allow_other_month,
-                    },
-                    populate_cache=False,
-                )
+            self._merge(
+                spec,
+                month,
+                load_id,
+                force=self.settings.force,
+                allow_other_month=self.settings.allow_other_month,
+            )
         except (FileError, WarehouseError, DbtError) as error:
             if isinstance(error, FileError) and not is_local(self.settings.source):
                 fetched.path.unlink(missing_ok=True)  # a corrupt download must not be served from cache again
@@ -535,26 +524,39 @@ class Pipeline:
         load_id = str(uuid.uuid4())
         try:
             with self.warehouse.runner_lock(spec.name, month) as loader:
-                self.dbt.run_operation(
-                    "tripdata_begin_load",
-                    {
-                        "taxi": spec.name,
-                        "month": str(month),
-                        "load_id": load_id,
-                        "filename": spec.filename(month),
-                        "checksum": decided.checksum,
-                        "loaded_by": "runner",
-                        "loader": loader,
-                    },
-                )
+                self._begin_load(spec, month, load_id, loader, checksum=decided.checksum)
                 # nothing landed: the merge finds the month loaded from this file and records it so
-                self.dbt.build(
-                    select=[spec.main_table],
-                    variables={"taxi": spec.name, "month": str(month), "load_id": load_id},
-                    populate_cache=False,
-                )
+                self._merge(spec, month, load_id)
         except (DbtError, WarehouseError) as failure:
             self.reporter.warn(f"could not tidy the ledger of {spec.name} {month}: {failure}")
+
+    def _begin_load(
+        self, spec: TaxiSpec, month: Month, load_id: str, loader: dict | None, **file: Any
+    ) -> None:
+        """The load on record as running, tied to `loader` (the session holding the runner lock: the
+        load dies with it), and the month's landing table ready (macros/common/ledger.sql)."""
+        self.dbt.run_operation(
+            "tripdata_begin_load",
+            {
+                "taxi": spec.name,
+                "month": str(month),
+                "load_id": load_id,
+                "filename": spec.filename(month),
+                "loaded_by": "runner",
+                "loader": loader,
+                **file,
+            },
+        )
+
+    def _merge(self, spec: TaxiSpec, month: Month, load_id: str, **options: Any) -> None:
+        """The month's main-table model: merges what landed (or, from the same file, records the
+        load `unchanged`) and finishes the load in the ledger (macros/materializations/tripdata_month.sql)."""
+        with self.warehouse.merge_lock():
+            self.dbt.build(
+                select=[spec.main_table],
+                variables={"taxi": spec.name, "month": str(month), "load_id": load_id, **options},
+                populate_cache=False,
+            )
 
     def _record_failure(self, load_id: str, spec: TaxiSpec, month: Month, error: str) -> None:
         """Best effort: the failure is reported to the user either way."""
