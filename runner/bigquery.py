@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from runner.csvfile import FileError, describe
 from runner.project import Month, Project, TaxiSpec
-from runner.warehouse import WarehouseError
+from runner.warehouse import MonthStates, WarehouseError
 
 UPLOAD_CHUNK = 8 << 20  # resumable upload chunks: progress per chunk, a retry resends one chunk
 SETTINGS_HELP = "see README, section BigQuery"
@@ -120,7 +120,7 @@ class _Progress:
 
 
 @dataclass
-class BigQueryWarehouse:
+class BigQueryWarehouse(MonthStates):
     config: GcpConfig
     landing_dataset: str
     landing_expiry_days: int  # the project's var landing_expiry_days
@@ -362,33 +362,6 @@ class BigQueryWarehouse:
             self._query(
                 f"select * from ({rule}) as current_loads where taxi = @taxi and file_month = @file_month",
                 {"taxi": taxi, "file_month": month.first_day},
-            )
-            or []
-        )
-
-    def month_states(self, rule: str, loads: str | None = None) -> list[dict[str, Any]]:
-        """Per taxi and file month: the latest attempt, and the rows of the current load (`rule`).
-
-        From the ledger, or from `loads` (dbt's relation name of stg_ingestion__loads) when it
-        exists: there a running load whose loader is gone is already `interrupted`.
-        """
-        if loads is not None and self._query("select 1", needs=loads) is None:
-            loads = None
-        return (
-            self._query(
-                f"""
-            select
-                attempts.taxi, attempts.file_month, attempts.state, attempts.action, attempts.error,
-                attempts.started_at, attempts.finished_at, attempts.load_id, current_loads.rows_loaded
-            from {loads or "{ledger}"} as attempts
-            left join ({rule}) as current_loads
-                on attempts.taxi = current_loads.taxi and attempts.file_month = current_loads.file_month
-            where true
-            qualify row_number() over (
-                partition by attempts.taxi, attempts.file_month order by attempts.started_at desc
-            ) = 1
-            order by attempts.taxi, attempts.file_month
-            """
             )
             or []
         )

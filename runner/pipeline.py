@@ -408,24 +408,13 @@ class Pipeline:
                 warn=self.reporter.warn,
             )
         except SourceError as error:
-            self._record_failure(load_id, spec, month, str(error))
-            return MonthOutcome(
-                spec.name,
-                month,
-                "failed",
-                message=str(error),
-                load_id=load_id,
-                unpublished=error.status in (404, 410),
-            )
+            return self._failed(load_id, spec, month, error, unpublished=error.status in (404, 410))
 
         try:
             with self.warehouse.runner_lock(spec.name, month) as loader:
                 return self._land_and_merge(spec, month, fetched, load_id, loader)
         except WarehouseError as error:  # the connection was lost outside a load step (lock, ledger reads)
-            self._record_failure(load_id, spec, month, str(error))
-            return MonthOutcome(
-                spec.name, month, "failed", message=str(error), load_id=load_id, transient=error.transient
-            )
+            return self._failed(load_id, spec, month, error, transient=error.transient)
 
     def _land_and_merge(
         self, spec: TaxiSpec, month: Month, fetched: FetchedFile, load_id: str, loader: dict | None
@@ -467,15 +456,8 @@ class Pipeline:
         except (FileError, WarehouseError, DbtError) as error:
             if isinstance(error, FileError) and not is_local(self.settings.source):
                 fetched.path.unlink(missing_ok=True)  # a corrupt download must not be served from cache again
-            self._record_failure(load_id, spec, month, str(error))
-            return MonthOutcome(
-                spec.name,
-                month,
-                "failed",
-                message=str(error),
-                load_id=load_id,
-                transient=getattr(error, "transient", False),  # a FileError never is
-            )
+            # a FileError never is transient
+            return self._failed(load_id, spec, month, error, transient=getattr(error, "transient", False))
         except KeyboardInterrupt:
             self._end_interrupted_load(load_id)
             raise
@@ -557,6 +539,13 @@ class Pipeline:
                 variables={"taxi": spec.name, "month": str(month), "load_id": load_id, **options},
                 populate_cache=False,
             )
+
+    def _failed(
+        self, load_id: str, spec: TaxiSpec, month: Month, error: Exception, **flags: bool
+    ) -> MonthOutcome:
+        """The month failed: on record in the ledger, and the outcome that says why."""
+        self._record_failure(load_id, spec, month, str(error))
+        return MonthOutcome(spec.name, month, "failed", message=str(error), load_id=load_id, **flags)
 
     def _record_failure(self, load_id: str, spec: TaxiSpec, month: Month, error: str) -> None:
         """Best effort: the failure is reported to the user either way."""

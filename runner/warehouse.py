@@ -85,8 +85,22 @@ def interrupts_noted() -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
+class MonthStates:
+    """What both warehouses read the same way, through their own `_query`."""
+
+    def month_states(self, rule: str, loads: str | None = None) -> list[dict[str, Any]]:
+        """Per taxi and file month: the latest attempt, and the rows of the current load (`rule`).
+
+        From the ledger, or from `loads` (dbt's relation name of stg_ingestion__loads) when it
+        exists: there a running load whose loader is gone is already `interrupted`.
+        """
+        if loads is not None and self._query("select 1", needs=loads) is None:
+            loads = None
+        return self._query(month_states_sql(rule, loads or "{ledger}")) or []
+
+
 @dataclass
-class Warehouse:
+class Warehouse(MonthStates):
     schema: str
     landing_schema: str
     _connection: Any = None
@@ -266,25 +280,22 @@ class Warehouse:
         params = (taxi, month.first_day) if taxi is not None and month is not None else ()
         return self._query(f"select * from ({rule}) as current_loads{where}", params) or []
 
-    def month_states(self, rule: str, loads: str | None = None) -> list[dict[str, Any]]:
-        """Per taxi and file month: the latest attempt, and the rows of the current load (`rule`).
 
-        From the ledger, or from `loads` (dbt's relation name of stg_ingestion__loads) when it
-        exists: there a running load whose loader is gone is already `interrupted`.
-        """
-        if loads is not None and self._query("select 1", needs=loads) is None:
-            loads = None
-        return (
-            self._query(
-                f"""
-            select distinct on (attempts.taxi, attempts.file_month)
+def month_states_sql(rule: str, attempts: str) -> str:
+    """Each month's latest attempt, with the rows of its current load: SQL both warehouses run."""
+    return f"""
+        select taxi, file_month, state, action, error, started_at, finished_at, load_id, rows_loaded
+        from (
+            select
                 attempts.taxi, attempts.file_month, attempts.state, attempts.action, attempts.error,
-                attempts.started_at, attempts.finished_at, attempts.load_id, current_loads.rows_loaded
-            from {loads or "{ledger}"} as attempts
+                attempts.started_at, attempts.finished_at, attempts.load_id, current_loads.rows_loaded,
+                row_number() over (
+                    partition by attempts.taxi, attempts.file_month order by attempts.started_at desc
+                ) as recency
+            from {attempts} as attempts
             left join ({rule}) as current_loads
                 on attempts.taxi = current_loads.taxi and attempts.file_month = current_loads.file_month
-            order by attempts.taxi, attempts.file_month, attempts.started_at desc
-            """
-            )
-            or []
-        )
+        ) as months
+        where recency = 1
+        order by taxi, file_month
+    """
