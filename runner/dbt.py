@@ -143,7 +143,10 @@ class Dbt:
         """SQL with the project's macros in it, compiled for the target (once per text): the runner's
         own queries use the rules the macros define instead of spelling them again."""
         if sql not in self._compiled:
-            result = self.invoke(["compile", "--inline", sql, "--no-populate-cache"])
+            # part of starting up, like the parse: Ctrl-C takes effect once it is done (dbt cut off
+            # inside a compile can turn the interrupt into a connection error and stay unusable)
+            with _signals_deferred():
+                result = self.invoke(["compile", "--inline", sql, "--no-populate-cache"])
             self._compiled[sql] = result.results[0].node.compiled_code
         return self._compiled[sql]
 
