@@ -96,6 +96,17 @@ class Dbt:
             self._runner = dbtRunner(manifest=parsed.result, callbacks=[self._collect])
         return self._runner.manifest
 
+    def project_settings(self) -> Any:
+        """dbt_project.yml as dbt reads it (vars, paths), after the parse has set dbt's flags."""
+        self.parse()
+        with _signals_deferred():  # dbt's modules load here: as with the parse, Ctrl-C waits
+            from dbt.config.project import PartialProject
+            from dbt.config.renderer import DbtProjectYamlRenderer
+
+            return PartialProject.from_project_root(str(self.project_dir), verify_version=False).render(
+                DbtProjectYamlRenderer(None, {})
+            )
+
     def invoke(self, command: list[str]) -> Any:
         """Run one dbt command; dbt's console output is silenced (it still logs to logs/dbt.log)."""
         self.parse()

@@ -127,16 +127,10 @@ class Project:
 @cache
 def load_project(root: Path = PROJECT_DIR, target: str = "pg") -> Project:
     """The project as dbt parsed it for a target (the parse the runner's dbt calls then reuse)."""
-    from dbt.config.project import PartialProject
-    from dbt.config.renderer import DbtProjectYamlRenderer
-
     from runner.dbt import dbt_for
 
-    manifest = dbt_for(root, target).parse()
-    # dbt's own reader of dbt_project.yml, after the parse has set dbt's flags
-    settings = PartialProject.from_project_root(str(root), verify_version=False).render(
-        DbtProjectYamlRenderer(None, {})
-    )
+    dbt = dbt_for(root, target)
+    manifest, settings = dbt.parse(), dbt.project_settings()
     project_vars = settings.vars.vars
     sources = [source for source in manifest.sources.values() if source.package_name == settings.project_name]
     taxis = {

@@ -26,6 +26,16 @@ BUNDLED = ROOT / "data" / "tripdata"  # the real files shipped with the project
 # what the project writes to: main tables and ledger, landing tables, the analytics models
 SCHEMAS = ("nyc_taxi", "nyc_taxi_landing", "nyc_taxi_staging", "nyc_taxi_core")
 
+# dbt's own files (target/: manifest, partial parse, compiled SQL; logs/) per test process, inherited
+# by the runners it starts: two test processes (pytest -n 2) never share them, nor leave them in the project.
+DBT_FILES = Path(tempfile.mkdtemp(prefix="taxi-test-dbt-"))
+os.environ["DBT_TARGET_PATH"] = str(DBT_FILES / "target")
+os.environ["DBT_LOG_PATH"] = str(DBT_FILES / "logs")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(DBT_FILES, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[EmbeddedPostgres]:

@@ -175,10 +175,11 @@
         is the last to commit. The macros, the models (model_loads, the marts' refresh) and the
         runner (runner/pipeline.py, compiled through dbt) all read the ledger through it.
     -#}
-    select {{ ledger_columns() | join(', ') }}
+    select
+        {{ ledger_columns() | join(',\n        ') }}
     from (
         select
-            {{ ledger_columns() | join(', ') }},
+            {{ ledger_columns() | join(',\n            ') }},
             row_number() over (partition by taxi, file_month order by finished_at desc, load_id desc) as recency
         from {{ source('ingestion', 'load_ledger') }}
         where state = 'succeeded' and action in ('loaded', 'replaced', 'removed')
