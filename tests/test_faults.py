@@ -44,8 +44,9 @@ SEED = 20201005  # the kill delays are drawn from this: a failure replays with t
 # --- kill -9 of the runner at random moments --------------------------------------------------------
 
 
-# 12 kills keep the suite's time in bounds; KILL_TRIALS=200 (say) soaks the same test for longer
-KILL_TRIALS = int(os.environ.get("KILL_TRIALS", "12"))
+# 8 kills (two full loads between them) keep the suite's time in bounds; KILL_TRIALS=200 (say) soaks
+# the same test for longer
+KILL_TRIALS = int(os.environ.get("KILL_TRIALS", "8"))
 FULL_LOAD_EVERY = 4  # after this many kills, one load runs to its end: later kills hit a replace
 
 
