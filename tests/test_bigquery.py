@@ -1,4 +1,6 @@
-"""The BigQuery target, against a real BigQuery emulator and a GCS emulator started by the session.
+"""BigQuery holds the same rows, ledger and models as PostgreSQL for the same files (emulators).
+
+Against a real BigQuery emulator and a GCS emulator started by the session.
 
 What the emulator cannot run (LOAD DATA from the bucket, partition pruning itself) is checked
 statically in tests/test_bigquery_sql.py. Expected figures come from tests/reference.py, and the

@@ -1,4 +1,6 @@
-"""What a careless or unlucky user meets, against the real server: a month removed again, a stale
+"""A careless or unlucky user gets a clear answer and a warehouse that stays true.
+
+Against the real server: a month removed again, a stale
 `running` load shown as interrupted, a failed month cleared by the next run, options that survive into
 the resume command, sources and caches that are not what they seem, and the smaller slips."""
 

@@ -1,4 +1,7 @@
-"""The `runner` command as users run it: a subprocess, real exit codes, files over local HTTP."""
+"""The `runner` command does what its help says, with real exit codes, run as users run it.
+
+A subprocess against the test server, files over local HTTP.
+"""
 
 from __future__ import annotations
 

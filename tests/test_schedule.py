@@ -1,4 +1,6 @@
-"""`runner schedule`: the pure parts (config, due ticks, months), the Scheduler with fakes, and the
+"""`runner schedule` loads each due month once, keeps unpublished ones pending, and runs alone.
+
+The pure parts (config, due ticks, months), the Scheduler with fakes, and the
 command against the real PostgreSQL (state table, pending months, the lock, SIGTERM)."""
 
 from __future__ import annotations
