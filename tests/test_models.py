@@ -62,65 +62,6 @@ def test_plain_build_passes_on_an_empty_warehouse(dbt, db):
     assert fetch(db, "select count(*) from nyc_taxi_core.dim_zones") == [(263,)]  # 265 less NV and NA
 
 
-def test_mart_holds_the_trips_and_revenue_of_the_files(make_pipeline, db, project):
-    result = make_pipeline().run(
-        [(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))]
-    )
-    assert not result.failed, result
-
-    expected = {
-        **expected_mart("Green", "2020-10", GREEN_2020_10),
-        **expected_mart("Yellow", "2020-07", YELLOW_2020_07),
-    }
-    assert trips_and_totals(mart(db)) == expected
-    assert sum(trips for trips, _ in expected.values()) == 95120 + 266
-    totals = dict(
-        fetch(
-            db,
-            "select service_type, sum(revenue_monthly_total_amount)"
-            " from nyc_taxi_core.dm_monthly_zone_revenue group by service_type",
-        )
-    )
-    assert totals == {"Green": Decimal("2196773.09"), "Yellow": Decimal("5685.80")}
-    outside = dict(
-        fetch(
-            db,
-            "select service_type, sum(pickups_outside_file_month)"
-            " from nyc_taxi_core.dm_monthly_zone_revenue group by service_type",
-        )
-    )
-    assert outside == {
-        "Green": expected_month(GREEN_2020_10, "2020-10").pickups_outside_month,
-        "Yellow": expected_month(YELLOW_2020_07, "2020-07").pickups_outside_month,
-    }
-
-
-def test_staging_drops_nothing_and_flags_what_is_odd(make_pipeline, db, project):
-    result = make_pipeline().run([(project.taxi("green"), Month(2020, 10))])
-    assert not result.failed, result
-    header, rows = read_rows(GREEN_2020_10)
-    amounts = [
-        header.index(name)
-        for name in header
-        if name.endswith(("_amount", "extra", "mta_tax", "fee", "surcharge"))
-    ]
-
-    [(total, no_vendor, negative, outside, unknown_zone)] = fetch(
-        db,
-        "select count(*), count(*) filter (where vendor_id is null),"
-        " count(*) filter (where has_negative_amount), count(*) filter (where is_pickup_outside_file_month),"
-        " count(*) filter (where pickup_zone = 'Unknown') from nyc_taxi_core.fact_trips",
-    )
-    assert fetch(db, "select count(*) from nyc_taxi_staging.stg_green_tripdata") == [(len(rows),)]
-
-    assert total == len(rows)
-    assert no_vendor == sum(1 for row in rows if not row[0]) == 42510
-    assert negative == sum(1 for row in rows if any(row[i] and Decimal(row[i]) < 0 for i in amounts))
-    assert outside == 9
-    pickup = header.index("pulocationid")
-    assert unknown_zone == sum(1 for row in rows if row[pickup] in ("264", "265"))
-
-
 def test_a_republished_month_replaces_its_slice_and_nothing_else(make_pipeline, db, project, tmp_path):
     green = project.taxi("green")
     header, rows = read_rows(GREEN_2020_10)
@@ -187,13 +128,6 @@ _MART_ROWS = "select count(*) from nyc_taxi_core.dm_monthly_zone_revenue where f
 RECONCILE = "assert_trip_totals_reconcile"
 
 
-def test_reconciliation_passes_on_the_loaded_months(make_pipeline, dbt, db, project):
-    make_pipeline().run([(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))])
-
-    results = dbt.invoke(["test", "--select", RECONCILE]).results
-    assert [str(r.status) for r in results if r.node.name == RECONCILE] == ["pass"]
-
-
 @pytest.mark.parametrize(
     "tamper",
     [
@@ -219,29 +153,121 @@ def test_reconciliation_fails_when_a_layer_disagrees(make_pipeline, dbt, db, pro
         dbt.invoke(["test", "--select", RECONCILE])
 
 
-def test_source_freshness_comes_from_the_ledger(make_pipeline, dbt, db, project):
-    make_pipeline().run([(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))])
+class TestTwoLoadedMonths:
+    """Read-only checks of one warehouse: green 2020-10 and yellow 2020-07 loaded and built once."""
 
-    results = [r for r in dbt.invoke(["source", "freshness"]).results if r.node.resource_type == "source"]
+    @pytest.fixture(scope="class")
+    @classmethod
+    def loaded(cls, pg_server, warehouse_env, dbt, project, tmp_path_factory):
+        from conftest import SCHEMAS
 
-    loaded_at = dict(
-        fetch(db, "select taxi, finished_at from nyc_taxi.load_ledger where state = 'succeeded'")
-    )
-    assert {r.node.name: str(r.status) for r in results} == {"green_loads": "pass", "yellow_loads": "pass"}
-    assert {r.node.name: r.max_loaded_at for r in results} == {
-        "green_loads": loaded_at["green"],
-        "yellow_loads": loaded_at["yellow"],
-    }
+        from runner.pipeline import Pipeline, Settings
+        from runner.warehouse import Warehouse
 
+        connection = pg_server.connect()
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("; ".join(f"drop schema if exists {schema} cascade" for schema in SCHEMAS))
+        connection.close()
+        pipeline = Pipeline(
+            project=project,
+            settings=Settings(source=str(BUNDLED), cache_dir=tmp_path_factory.mktemp("cache")),
+            warehouse=Warehouse.for_project(project),
+            dbt=dbt,
+        )
+        result = pipeline.run(
+            [(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))]
+        )
+        pipeline.warehouse.close()
+        assert not result.failed, result
 
-def test_docs_generate_documents_the_models(make_pipeline, dbt, project):
-    make_pipeline().run([(project.taxi("yellow"), Month(2020, 7))])
+    @pytest.fixture
+    def db_now(self, pg_server, loaded):
+        """A connection to the loaded warehouse, which these tests do not empty."""
+        connection = pg_server.connect()
+        connection.autocommit = True
+        yield connection
+        connection.close()
 
-    catalog = dbt.invoke(["docs", "generate"])
+    def test_mart_holds_the_trips_and_revenue_of_the_files(self, loaded, db_now):
+        expected = {
+            **expected_mart("Green", "2020-10", GREEN_2020_10),
+            **expected_mart("Yellow", "2020-07", YELLOW_2020_07),
+        }
+        assert trips_and_totals(mart(db_now)) == expected
+        assert sum(trips for trips, _ in expected.values()) == 95120 + 266
+        totals = dict(
+            fetch(
+                db_now,
+                "select service_type, sum(revenue_monthly_total_amount)"
+                " from nyc_taxi_core.dm_monthly_zone_revenue group by service_type",
+            )
+        )
+        assert totals == {"Green": Decimal("2196773.09"), "Yellow": Decimal("5685.80")}
+        outside = dict(
+            fetch(
+                db_now,
+                "select service_type, sum(pickups_outside_file_month)"
+                " from nyc_taxi_core.dm_monthly_zone_revenue group by service_type",
+            )
+        )
+        assert outside == {
+            "Green": expected_month(GREEN_2020_10, "2020-10").pickups_outside_month,
+            "Yellow": expected_month(YELLOW_2020_07, "2020-07").pickups_outside_month,
+        }
 
-    documented = {node.split(".")[-1] for node in catalog.nodes}
-    assert {"fact_trips", "dm_monthly_zone_revenue", "dim_zones", "stg_green_tripdata"} <= documented
-    assert "revenue_monthly_total_amount" in catalog.nodes["model.nyc_taxi.dm_monthly_zone_revenue"].columns
+    def test_staging_drops_nothing_and_flags_what_is_odd(self, loaded, db_now):
+        header, rows = read_rows(GREEN_2020_10)
+        amounts = [
+            header.index(name)
+            for name in header
+            if name.endswith(("_amount", "extra", "mta_tax", "fee", "surcharge"))
+        ]
+
+        [(total, no_vendor, negative, outside, unknown_zone)] = fetch(
+            db_now,
+            "select count(*), count(*) filter (where vendor_id is null),"
+            " count(*) filter (where has_negative_amount),"
+            " count(*) filter (where is_pickup_outside_file_month),"
+            " count(*) filter (where pickup_zone = 'Unknown')"
+            " from nyc_taxi_core.fact_trips where service_type = 'Green'",
+        )
+        assert fetch(db_now, "select count(*) from nyc_taxi_staging.stg_green_tripdata") == [(len(rows),)]
+
+        assert total == len(rows)
+        assert no_vendor == sum(1 for row in rows if not row[0]) == 42510
+        assert negative == sum(1 for row in rows if any(row[i] and Decimal(row[i]) < 0 for i in amounts))
+        assert outside == 9
+        pickup = header.index("pulocationid")
+        assert unknown_zone == sum(1 for row in rows if row[pickup] in ("264", "265"))
+
+    def test_reconciliation_passes_on_the_loaded_months(self, loaded, dbt):
+        results = dbt.invoke(["test", "--select", RECONCILE]).results
+        assert [str(r.status) for r in results if r.node.name == RECONCILE] == ["pass"]
+
+    def test_source_freshness_comes_from_the_ledger(self, loaded, dbt, db_now):
+        results = [r for r in dbt.invoke(["source", "freshness"]).results if r.node.resource_type == "source"]
+
+        loaded_at = dict(
+            fetch(db_now, "select taxi, finished_at from nyc_taxi.load_ledger where state = 'succeeded'")
+        )
+        assert {r.node.name: str(r.status) for r in results} == {
+            "green_loads": "pass",
+            "yellow_loads": "pass",
+        }
+        assert {r.node.name: r.max_loaded_at for r in results} == {
+            "green_loads": loaded_at["green"],
+            "yellow_loads": loaded_at["yellow"],
+        }
+
+    def test_docs_generate_documents_the_models(self, loaded, dbt):
+        catalog = dbt.invoke(["docs", "generate"])
+
+        documented = {node.split(".")[-1] for node in catalog.nodes}
+        assert {"fact_trips", "dm_monthly_zone_revenue", "dim_zones", "stg_green_tripdata"} <= documented
+        assert (
+            "revenue_monthly_total_amount" in catalog.nodes["model.nyc_taxi.dm_monthly_zone_revenue"].columns
+        )
 
 
 # --- the runner's models build: what it builds and tests, and for which months ---------------------
