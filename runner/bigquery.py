@@ -336,7 +336,7 @@ class BigQueryWarehouse(MonthStates):
                 for name, value in (params or {}).items()
             ]
         )
-        rows = self.bigquery.query(query.format(ledger=ledger), job_config=job_config).result()
+        rows = self.bigquery.query(query.replace("{ledger}", ledger), job_config=job_config).result()
         return [dict(row.items()) for row in rows]
 
     def load(self, load_id: str) -> dict[str, Any] | None:

@@ -248,7 +248,7 @@ class Warehouse(MonthStates):
                 cursor.execute("select to_regclass(%s) is not null", (needs or ledger,))
                 if not cursor.fetchone()[0]:
                     return None
-                cursor.execute(query.format(ledger=ledger), params)
+                cursor.execute(query.replace("{ledger}", ledger), params)
                 names = [column.name for column in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
@@ -276,9 +276,15 @@ class Warehouse(MonthStates):
     ) -> list[dict[str, Any]]:
         """The months' current loads: `rule` is the ledger's reading rule as dbt compiled it
         (macros/common/ledger.sql current_loads); one taxi and month, or all of them."""
-        where = " where taxi = %s and file_month = %s" if taxi is not None else ""
-        params = (taxi, month.first_day) if taxi is not None and month is not None else ()
-        return self._query(f"select * from ({rule}) as current_loads{where}", params) or []
+        if taxi is None or month is None:
+            return self._query(f"select * from ({rule}) as current_loads") or []
+        return (
+            self._query(
+                f"select * from ({rule}) as current_loads where taxi = %s and file_month = %s",
+                (taxi, month.first_day),
+            )
+            or []
+        )
 
 
 def month_states_sql(rule: str, attempts: str) -> str:
