@@ -33,6 +33,14 @@ os.environ["DBT_TARGET_PATH"] = str(DBT_FILES / "target")
 os.environ["DBT_LOG_PATH"] = str(DBT_FILES / "logs")
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the kernel picks it): never a fixed number, which
+    a server another test started may hold."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(DBT_FILES, ignore_errors=True)
 
@@ -44,9 +52,7 @@ def pg_server() -> Iterator[EmbeddedPostgres]:
     # A user's PGHOST/PGPORT/PGDATABASE/... must never point tests at their server.
     for key in [key for key in os.environ if key.startswith("PG")]:
         mp.delenv(key)
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     # mkdtemp makes 0700 folders; as root the server runs as postgres, which must be able to enter it.
     folder = Path(tempfile.mkdtemp(prefix="taxi-test-pg-", dir="/tmp"))
     folder.chmod(0o755)

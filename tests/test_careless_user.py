@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import BUNDLED, ROOT
+from conftest import BUNDLED, ROOT, free_port
 from reference import read_rows, write_month
 from runner_process import RUNNER, ledger, query
 
@@ -284,7 +284,7 @@ def test_db_start_on_a_folder_that_is_not_a_cluster_gives_advice_that_works(tmp_
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={**env, "RUNNER_DATA_DIR": str(folder), "RUNNER_PGPORT": "54398"},
+        env={**env, "RUNNER_DATA_DIR": str(folder), "RUNNER_PGPORT": str(free_port())},
     )
     assert done.returncode == 2
     assert (

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from runner.embedded import (
     DEFAULT_PORT,
@@ -24,13 +25,6 @@ from runner.embedded import (
 )
 
 NewServer = Callable[..., EmbeddedPostgres]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_server_dir() -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -13,16 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED, ROOT
+from conftest import BUNDLED, ROOT, free_port
 from reference import expected_month
 
 
 @pytest.fixture
 def embedded_env(pg_server) -> Iterator[dict[str, str]]:
     """No PG* variables at all; the embedded server on a free port in a folder of its own."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="taxi-test-embedded-", dir="/tmp"))
     folder.chmod(0o755)
     env = {key: value for key, value in os.environ.items() if not key.startswith("PG")}
