@@ -86,15 +86,27 @@ class Dbt:
         if self._runner is None:
             with _signals_deferred():
                 from dbt.cli.main import dbtRunner
+                from dbt.exceptions import UninstalledPackagesFoundError
 
                 self._errors.clear()
-                parsed = dbtRunner(callbacks=[self._collect]).invoke(
-                    ["parse", "--log-level", "none", *self._common_args()]
-                )
+                parse = ["parse", "--log-level", "none", *self._common_args()]
+                parsed = dbtRunner(callbacks=[self._collect]).invoke(parse)
+                if isinstance(parsed.exception, UninstalledPackagesFoundError):
+                    # a fresh checkout: packages.yml names vendored folders, installed offline
+                    self._install_packages()
+                    parsed = dbtRunner(callbacks=[self._collect]).invoke(parse)
             if not parsed.success:
                 raise DbtError(self._message("dbt could not parse the project", parsed))
             self._runner = dbtRunner(manifest=parsed.result, callbacks=[self._collect])
         return self._runner.manifest
+
+    def _install_packages(self) -> None:
+        from dbt.cli.main import dbtRunner
+
+        args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
+        installed = dbtRunner(callbacks=[self._collect]).invoke(["deps", "--log-level", "none", *args])
+        if not installed.success:
+            raise DbtError(self._message("dbt deps could not install the project's packages", installed))
 
     def project_settings(self) -> Any:
         """dbt_project.yml as dbt reads it (vars, paths), after the parse has set dbt's flags."""

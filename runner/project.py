@@ -98,7 +98,7 @@ class Project:
     landing_expiry_days: int  # BigQuery: a landing table a dead load left behind expires after this
     dbt_files: tuple[
         str, ...
-    ] = ()  # what dbt reads: dbt_project.yml and its *-paths folders that exist, as globs
+    ] = ()  # what dbt reads: dbt_project.yml, packages.yml and the folders it names or reads, as globs
 
     @property
     def landing_schema(self) -> str:
@@ -157,6 +157,11 @@ def load_project(root: Path = PROJECT_DIR, target: str = "pg") -> Project:
         )
         if (root / folder).is_dir()
     ]
+    # packages.yml's `local:` packages (vendor/) are installed by `dbt deps` from the project's files
+    folders += [package.local for package in settings.packages.packages if getattr(package, "local", None)]
+    package_files = [
+        name for name in (settings.packages_specified_path, "package-lock.yml") if (root / name).is_file()
+    ]
     return Project(
         root=root,
         taxis=taxis,
@@ -166,5 +171,5 @@ def load_project(root: Path = PROJECT_DIR, target: str = "pg") -> Project:
         file_pattern=project_vars["tripdata_file"],
         landing_expiry_days=int(project_vars["landing_expiry_days"]),
         schema=ledger.schema,
-        dbt_files=("dbt_project.yml", *(f"{folder}/**" for folder in dict.fromkeys(folders))),
+        dbt_files=("dbt_project.yml", *package_files, *(f"{folder}/**" for folder in dict.fromkeys(folders))),
     )
