@@ -230,7 +230,7 @@ class BigQueryWarehouse(MonthStates):
     # --- landing ------------------------------------------------------------------------------
 
     def object_name(self, spec: TaxiSpec, month: Month) -> str:
-        """The object dbt reads too: gs://<bucket>/<taxi>/<file> (bigquery__raw_file_path)."""
+        """The object dbt reads too: gs://<bucket>/<taxi>/<file> (the landing source's external location)."""
         return f"{spec.name}/{spec.filename(month)}"
 
     def upload(

@@ -10,8 +10,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,6 +182,42 @@ def bq_env(emulators, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
 @pytest.fixture(scope="session")
 def bq_dbt(bq_env: dict[str, str], project: Project) -> Dbt:
     return Dbt(project_dir=project.root, profiles_dir=project.root / "profiles", target="bq")
+
+
+@dataclass
+class DbtCall:
+    success: bool
+    message: str  # dbt's errors, as it would print them
+    sql: list[str]  # every statement dbt sent
+
+
+def dbt_cli(args: list[str], target: str = "bq") -> DbtCall:
+    """dbt as a user (or Kestra's DbtCLI) runs it: each call parses the project with the call's vars
+    (the sources' external locations are rendered then), unlike the runner's dbt, which reuses one
+    parse."""
+    from dbt.cli.main import dbtRunner
+
+    errors: list[str] = []
+    sql: list[str] = []
+
+    def collect(event: Any) -> None:
+        if event.info.name == "SQLQuery":
+            sql.append(event.data.sql)
+        elif event.info.level == "error" and event.info.msg:
+            errors.append(str(event.info.msg))
+
+    project = ["--project-dir", str(ROOT), "--profiles-dir", str(ROOT / "profiles"), "--target", target]
+    result = dbtRunner(callbacks=[collect]).invoke([*args, *project, "--log-level", "none"])
+    if result.exception is not None:
+        errors.append(str(result.exception))
+    return DbtCall(result.success, "\n".join(errors), sql)
+
+
+def stage_external_sources(variables: dict[str, str]) -> DbtCall:
+    """`dbt run-operation stage_external_sources --target bq --vars ..`."""
+    import json
+
+    return dbt_cli(["run-operation", "stage_external_sources", "--vars", json.dumps(variables)])
 
 
 def empty_bigquery(project: Project):

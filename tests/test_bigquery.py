@@ -2,8 +2,8 @@
 
 Against a real BigQuery emulator and a GCS emulator started by the session.
 
-What the emulator cannot run (LOAD DATA from the bucket, partition pruning itself) is checked
-statically in tests/test_bigquery_sql.py. Expected figures come from tests/reference.py, and the
+What the emulator cannot run (external tables over the bucket, partition pruning itself) is
+checked statically in tests/test_bigquery_sql.py. Expected figures come from tests/reference.py, and the
 same files are loaded into the session's PostgreSQL: both warehouses must hold the same rows.
 """
 
@@ -16,7 +16,7 @@ import sys
 from decimal import Decimal
 
 import pytest
-from conftest import BUNDLED
+from conftest import BUNDLED, stage_external_sources
 from reference import expected_month, read_rows, republished_rows, write_month
 
 from runner.dbt import DbtError
@@ -217,7 +217,7 @@ def test_dbt_alone_merges_rows_another_loader_landed(bq, bq_dbt, project):
         ),
     ).result()
 
-    bq_dbt.build(select=["green_tripdata"], variables={"taxi": "green", "month": "2020-10", "gcs_bucket": ""})
+    bq_dbt.build(select=["green_tripdata"], variables={"taxi": "green", "month": "2020-10"})
 
     expected = expected_month(GREEN_2020_10, "2020-10")
     assert set(bq_month(bq, "green", "2020-10")) == set(expected.kept)
@@ -227,28 +227,56 @@ def test_dbt_alone_merges_rows_another_loader_landed(bq, bq_dbt, project):
     assert (loaded_by, state, rows_loaded) == ("dbt landing table", "succeeded", expected.rows_loaded)
 
     # nothing landed now, no bucket: the month is loaded, so there is nothing to do
-    bq_dbt.build(select=["green_tripdata"], variables={"taxi": "green", "month": "2020-10", "gcs_bucket": ""})
+    bq_dbt.build(select=["green_tripdata"], variables={"taxi": "green", "month": "2020-10"})
     assert query(bq, "select count(*) from nyc_taxi.load_ledger") == [(1,)]
 
 
 def test_dbt_alone_without_a_file_names_the_month_and_the_ways_to_land_it(bq, bq_dbt):
     with pytest.raises(DbtError) as failure:
-        bq_dbt.build(
-            select=["green_tripdata"], variables={"taxi": "green", "month": "2019-03", "gcs_bucket": ""}
-        )
+        bq_dbt.build(select=["green_tripdata"], variables={"taxi": "green", "month": "2019-03"})
     assert "green 2019-03: nothing to merge" in str(failure.value)
-    assert "gs://<bucket>" in str(failure.value)
+    assert "dbt run-operation stage_external_sources --vars '{taxi: green, month: 2019-03}'" in str(
+        failure.value
+    )
+
+
+def test_raw_dir_is_for_postgres_and_bigquery_is_told_the_external_table_way(bq, bq_dbt):
+    with pytest.raises(DbtError) as failure:
+        bq_dbt.build(
+            select=["green_tripdata"], variables={"taxi": "green", "month": "2019-03", "raw_dir": "gs://b"}
+        )
+    assert "var raw_dir is for Postgres" in str(failure.value)
+    assert "stage_external_sources" in str(failure.value)
+    # refused before anything was made or recorded
+    assert list(bq.bigquery.list_tables(f"{bq.config.project}.{bq.config.dataset}")) == []
+
+
+def test_stage_external_sources_makes_the_landing_table_of_var_taxi_and_month_only(bq):
+    """The emulator makes an ordinary empty table where BigQuery makes the external one (its DDL is
+    checked in tests/test_bigquery_sql.py): the name and the selection are what is checked here."""
+    staged = stage_external_sources({"taxi": "green", "month": "2020-10"})
+    assert staged.success, staged.message
+    landing = [t.table_id for t in bq.bigquery.list_tables(f"{bq.config.project}.{bq.landing_dataset}")]
+    assert landing == ["green_tripdata_2020_10"]
 
 
 @pytest.mark.parametrize(
-    "raw_dir", ["gs://Bad_Bucket", "gs://bucket/../other", "gs://b'; drop table x; --", "/tmp/folder"]
+    ("variables", "message"),
+    [
+        ({"taxi": "green", "month": "2020-13"}, "var month=2020-13 is not a month"),
+        ({"taxi": "purple", "month": "2020-10"}, "var taxi=purple is not a known taxi type"),
+        ({"taxi": "green", "month": "2020-10", "gcs_bucket": ""}, "set var gcs_bucket (or GCS_BUCKET)"),
+        (
+            {"taxi": "green", "month": "2020-10", "gcs_bucket": "b'; drop table x; --"},
+            "is not gs://<bucket>/<path>",
+        ),
+    ],
 )
-def test_raw_dir_must_be_a_plain_bucket_uri(bq, bq_dbt, raw_dir):
-    with pytest.raises(DbtError) as failure:
-        bq_dbt.build(
-            select=["green_tripdata"], variables={"taxi": "green", "month": "2019-03", "raw_dir": raw_dir}
-        )
-    assert "must be gs://<bucket>" in str(failure.value)
+def test_stage_external_sources_refuses_bad_vars_before_any_sql(bq, variables, message):
+    staged = stage_external_sources(variables)
+    assert not staged.success
+    assert message in staged.message
+    assert not [statement for statement in staged.sql if "external table" in statement]
 
 
 def test_settings_missing_are_named(tmp_path, monkeypatch):
@@ -308,29 +336,79 @@ def test_credentials_never_reach_the_output(bq_env, tmp_path):
     assert secret not in failed.stdout + failed.stderr
 
 
+AMOUNTS = (
+    "fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "ehail_fee",
+    "improvement_surcharge", "congestion_surcharge", "total_amount",
+)  # fmt: skip
+
+
+def fact_figures(rows: list[tuple]) -> dict[tuple, tuple]:
+    """(service, file month) -> (trips, every amount's sum), comparable across warehouses."""
+    return {
+        (service, str(month)[:7]): (trips, *(Decimal(total or 0).normalize() for total in totals))
+        for service, month, trips, *totals in rows
+    }
+
+
 def mart_rows(rows: list[tuple]) -> dict[tuple, tuple]:
-    """(service, file month, pickup zone) -> (trips, total amount), comparable across warehouses."""
-    return {(s, str(m)[:7], z): (trips, Decimal(total).normalize()) for s, m, z, trips, total in rows}
+    """(service, file month, pickup zone) -> (zone name, trips, every revenue sum)."""
+    return {
+        (service, str(month)[:7], zone): (name, trips, *(Decimal(total).normalize() for total in totals))
+        for service, month, zone, name, trips, *totals in rows
+    }
 
 
-def test_models_hold_the_same_trips_and_revenue_as_on_postgres(
-    make_bq_pipeline, make_pipeline, bq, db, project
-):
-    plan = [(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))]
-    in_bigquery = make_bq_pipeline().run(plan)
-    in_postgres = make_pipeline().run(plan)
-    assert not in_bigquery.failed and not in_postgres.failed, (in_bigquery, in_postgres)
+def changed_amounts(header: list[str], rows: list[list[str]]) -> list[list[str]]:
+    """The same trips republished with corrected amounts: every third one's fare and total up a dollar."""
+    fare, total = header.index("fare_amount"), header.index("total_amount")
+    changed = [list(row) for row in rows]
+    for row in changed[::3]:
+        row[fare] = str(Decimal(row[fare]) + 1)
+        row[total] = str(Decimal(row[total]) + 1)
+    return changed
 
-    select = (
-        "select service_type, file_month, pickup_location_id, total_monthly_trips,"
-        " revenue_monthly_total_amount from nyc_taxi_core.dm_monthly_zone_revenue"
+
+def test_models_follow_each_load_as_on_postgres(make_bq_pipeline, make_pipeline, bq, db, project, tmp_path):
+    """A month, the month republished with changed amounts (--force), a second month: after each run
+    (its loads, then the models build: dbt's incremental replacement of the months it changed, on
+    BigQuery), fact_trips and the mart hold on BigQuery what they hold on Postgres, month by month."""
+    green_header, green_rows = read_rows(GREEN_2020_10)
+    yellow_header, yellow_rows = read_rows(YELLOW_2020_07)
+    runs = [
+        ("green", "2020-10", green_header, green_rows[:3000]),
+        ("green", "2020-10", green_header, changed_amounts(green_header, green_rows[:3000])),
+        ("yellow", "2020-07", yellow_header, yellow_rows),
+    ]
+    fact = (
+        f"select service_type, file_month, count(*), {', '.join(f'sum({a})' for a in AMOUNTS)}"
+        " from nyc_taxi_core.fact_trips group by service_type, file_month"
     )
-    with db.cursor() as cursor:
-        cursor.execute(select)
-        postgres_mart = mart_rows(cursor.fetchall())
-    bigquery_mart = mart_rows(query(bq, select))
-    assert bigquery_mart == postgres_mart  # zone by zone: trips, and revenue to the cent
-    assert sum(trips for trips, _ in bigquery_mart.values()) == 95120 + 266
-    assert sum(total for _, total in bigquery_mart.values()) == Decimal("2196773.09") + Decimal("5685.80")
-    assert query(bq, "select count(*) from nyc_taxi_core.fact_trips") == [(95120 + 266,)]
-    assert query(bq, "select count(*) from nyc_taxi_core.dim_zones") == [(263,)]
+    revenue = [f"revenue_monthly_{amount}".replace("fare_amount", "fare") for amount in AMOUNTS]
+    mart = (
+        "select service_type, file_month, pickup_location_id, revenue_zone, total_monthly_trips, "
+        f"{', '.join(revenue)} from nyc_taxi_core.dm_monthly_zone_revenue"
+    )
+    ids = "select trip_id from nyc_taxi_core.fact_trips"
+    totals = []
+    for taxi, month, header, rows in runs:
+        write_month(tmp_path, taxi, month, header, rows)
+        plan = [(project.taxi(taxi), Month.parse(month))]
+        in_bigquery = make_bq_pipeline(source=tmp_path, force=True).run(plan)
+        in_postgres = make_pipeline(source=tmp_path, force=True).run(plan)
+        assert not in_bigquery.failed and not in_postgres.failed, (in_bigquery, in_postgres)
+
+        with db.cursor() as cursor:
+            cursor.execute(fact)
+            postgres_fact = fact_figures(cursor.fetchall())
+            cursor.execute(mart)
+            postgres_mart = mart_rows(cursor.fetchall())
+            cursor.execute(ids)
+            postgres_ids = {row[0] for row in cursor.fetchall()}
+        assert fact_figures(query(bq, fact)) == postgres_fact, (taxi, month)
+        assert mart_rows(query(bq, mart)) == postgres_mart, (taxi, month)  # zone by zone, to the cent
+        assert {row[0] for row in query(bq, ids)} == postgres_ids
+        totals.append(postgres_fact[("Green", "2020-10")])
+
+    # the republished file's amounts reached the models; the second month left the first as it was
+    assert totals[1][0] == totals[0][0] and totals[1][1] == totals[0][1] + 1000
+    assert totals[2] == totals[1]

@@ -1,7 +1,7 @@
 """A month's BigQuery statements read only its partition and its landing table, proved statically.
 
-The emulator runs the merge but does not bill bytes or prune partitions, and it cannot run
-LOAD DATA (the dbt-alone path from the bucket). So the statements dbt sends for one month are
+The emulator runs the merge but does not bill bytes or prune partitions, and it cannot create
+external tables (the dbt-alone path from the bucket). So the statements dbt sends for one month are
 captured, compared with golden files (tests/golden/bigquery/; UPDATE_GOLDEN=1 rewrites them after
 a deliberate change), and parsed with sqlglot's BigQuery dialect to check what each one reads:
 the main table only through its month partition, nothing else but the landing table.
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import sqlfluff
 import sqlglot
-from conftest import BUNDLED, empty_bigquery
+from conftest import BUNDLED, empty_bigquery, stage_external_sources
 from sqlglot import exp
 
-from runner.dbt import Dbt, DbtError
+from runner.dbt import Dbt
 from runner.pipeline import Pipeline, Settings
 from runner.project import Month
 
@@ -34,9 +34,9 @@ STATEMENTS = {
     "lease_month": r"update \S+`load_ledger`\s+set lease_expires_at",
     "month_counts": r"with distinct_rows as",
     "merge_month": r"begin transaction;",
-    "land_from_bucket": r"load data overwrite",
+    "external_table": r"create or replace external table",
     "fact_trips_batch": r"create or replace table \S+`fact_trips__dbt_tmp`",
-    "fact_trips_incremental": r"-- generated script to merge partitions into \S+`fact_trips`",
+    "fact_trips_incremental": r"-- generated script to replace the partitions of \S+`fact_trips`",
 }
 MAIN = "`taxi-test`.`nyc_taxi`.`green_tripdata`"
 LANDING = "`taxi-test`.`nyc_taxi_landing`.`green_tripdata_2020_10`"
@@ -51,25 +51,24 @@ def normalise(sql: str) -> str:
 
 @pytest.fixture(scope="module")
 def month_statements(bq_env, project, tmp_path_factory) -> dict[str, str]:
-    """What dbt sends to BigQuery to load green 2020-10: by the runner, and by dbt alone from the bucket."""
+    """What dbt sends to BigQuery to load green 2020-10: by the runner, and by dbt alone from the bucket;
+    then to build the analytics models, whole and then for that month."""
     warehouse = empty_bigquery(project)
     dbt = Dbt(project_dir=project.root, profiles_dir=project.root / "profiles", target="bq", sql_log=[])
     cache = tmp_path_factory.mktemp("golden-cache")
     pipeline = Pipeline(project, Settings(source=str(BUNDLED), cache_dir=cache), warehouse, dbt)
     outcome = pipeline.load_month(project.taxi("green"), Month(2020, 10))
     assert outcome.status == "loaded", outcome.message
-    # dbt alone, reading the object the runner uploaded: the emulator cannot run LOAD DATA
-    try:
-        dbt.build(select=["green_tripdata"], variables={"taxi": "green", "month": "2020-10", "force": True})
-    except DbtError as error:
-        assert "LOAD DATA" in str(error)
-    # the analytics models: built whole the first time; then incrementally, replacing the month's
-    # partitions (a script the emulator cannot run: ARRAY_AGG(DISTINCT .. IGNORE NULLS))
+    # dbt alone, over the object the runner uploaded: the month's external table (on the emulator an
+    # empty native table), then the build, which finds the month loaded from that file already
+    month = {"taxi": "green", "month": "2020-10"}
+    staged = stage_external_sources(month)
+    assert staged.success, staged.message
+    dbt.sql_log.extend(staged.sql)
+    dbt.build(select=["green_tripdata"], variables=month)
+    # the analytics models: built whole the first time; then incrementally, replacing the month's partitions
     dbt.build(variables={"refresh_months": ["2020-10"]})
-    try:
-        dbt.build(select=["fact_trips"], variables={"refresh_months": ["2020-10"]})
-    except DbtError as error:
-        assert "DISTINCT" in str(error)
+    dbt.build(select=["fact_trips"], variables={"refresh_months": ["2020-10"]})
     warehouse.close()
 
     found = {}
@@ -116,23 +115,36 @@ def test_counts_read_only_the_landing_table():
     assert tables(counts) == {LANDING}
 
 
-def test_load_from_the_bucket_overwrites_only_the_landing_table(project):
-    [load] = sqlglot.parse((GOLDEN / "land_from_bucket.sql").read_text(), read="bigquery")
-    assert isinstance(load, exp.LoadData) and load.args["overwrite"]
-    assert load.this.this.sql("bigquery") == LANDING
-    assert [column.name for column in load.this.expressions] == list(project.taxi("green").columns)
-    options = {
-        option.this.name: option.args.get("value")
-        for option in load.args["files"].expressions
-        if isinstance(option, exp.Property)
-    }
+def test_external_table_reads_the_month_object_as_the_landing_table(project):
+    """dbt-external-tables' DDL for a month (the project's body): the landing table's name and
+    types, one URI (the month's object), CSV, gzip, the header row skipped."""
+    [create] = sqlglot.parse((GOLDEN / "external_table.sql").read_text(), read="bigquery")
+    assert isinstance(create, exp.Create) and create.args["replace"]
+    schema = create.this
+    assert schema.this.sql("bigquery") == LANDING
+    columns = {column.name: column.args["kind"].sql("bigquery") for column in schema.expressions}
+    assert list(columns) == list(project.taxi("green").columns)
+    assert (columns["vendorid"], columns["lpep_pickup_datetime"], columns["store_and_fwd_flag"]) == (
+        "INT64",
+        "DATETIME",
+        "STRING",
+    )
+    assert columns["total_amount"] == "NUMERIC(38, 9)"
+    properties = create.args["properties"].expressions
+    assert any(isinstance(p, exp.ExternalProperty) for p in properties)
+    [file_format] = [p.this.name for p in properties if isinstance(p, exp.FileFormatProperty)]
+    options = {p.this.name: p.args["value"] for p in properties if type(p) is exp.Property}
     assert [uri.name for uri in options["uris"].expressions] == [
         "gs://taxi-test-bucket/green/green_tripdata_2020-10.csv.gz"
     ]
-    assert options["skip_leading_rows"].name == "1"
+    assert (file_format, options["compression"].name, options["skip_leading_rows"].name) == (
+        "CSV",
+        "GZIP",
+        "1",
+    )
 
 
-DBT_OWN = {"fact_trips_batch", "fact_trips_incremental"}  # dbt-bigquery's own statements
+DBT_OWN = {"fact_trips_batch"}  # dbt-bigquery's own statement
 
 
 @pytest.mark.parametrize("name", sorted(set(STATEMENTS) - DBT_OWN))
@@ -147,27 +159,29 @@ def test_statement_lints_clean_as_bigquery_sql(name):
 
 
 def test_incremental_fact_replaces_only_the_months_it_rebuilds():
-    """dbt-bigquery's insert_overwrite, as dbt sends it: the batch (made first, to compare its columns
-    with the table's) holds the months asked for, and the MERGE deletes target rows only in the
-    partitions the batch holds (checked statically: the emulator cannot run the script)."""
+    """insert_overwrite as the project runs it (macros/bigquery/month_slices.sql): the batch (made
+    first, to compare its columns with the table's) holds the months asked for; one transaction
+    deletes the target's rows in the partitions the batch holds (a script variable: pruned) and
+    inserts the batch."""
     (create,) = sqlglot.parse((GOLDEN / "fact_trips_batch.sql").read_text(), read="bigquery")
     script = sqlglot.parse((GOLDEN / "fact_trips_incremental.sql").read_text(), read="bigquery")
-    assert [type(statement).__name__ for statement in script] == ["Declare", "Set", "Merge", "Drop"]
-    _, _, merge, _ = script
+    kinds = [type(statement).__name__ for statement in script]
+    assert kinds == ["Declare", "Set", "Transaction", "Delete", "Insert", "Commit", "Drop"]
+    _, months, _, delete, insert, _, drop = script
 
-    assert create.this.sql("bigquery") == "`taxi-test`.`nyc_taxi_core`.`fact_trips__dbt_tmp`"
+    batch_table = "`taxi-test`.`nyc_taxi_core`.`fact_trips__dbt_tmp`"
+    assert create.this.sql("bigquery") == batch_table
     batch = create.expression.find(exp.Select).args["with_"].expressions
     [to_build] = [cte for cte in batch if cte.alias == "trips_to_build"]
     assert to_build.this.args["where"].this.sql("bigquery") == "file_month IN (CAST('2020-10-01' AS DATE))"
 
-    assert merge.this.sql("bigquery") == "`taxi-test`.`nyc_taxi_core`.`fact_trips` AS DBT_INTERNAL_DEST"
-    whens = [when.sql("bigquery") for when in merge.args["whens"].expressions]
-    assert whens[0] == (
-        "WHEN NOT MATCHED BY SOURCE AND date(DBT_INTERNAL_DEST.file_month)"
-        " IN UNNEST(dbt_partitions_for_replacement) THEN delete"
-    )
-    assert whens[1].startswith("WHEN NOT MATCHED THEN INSERT")
-    assert len(whens) == 2
+    assert tables(months) == {batch_table}
+    fact = "`taxi-test`.`nyc_taxi_core`.`fact_trips`"
+    assert tables(delete) == {fact}
+    assert delete.args["where"].this.sql("bigquery") == "file_month IN UNNEST(partitions_to_replace)"
+    assert insert.this.this.sql("bigquery") == fact
+    assert tables(insert.expression) == {batch_table}
+    assert drop.this.sql("bigquery") == batch_table
 
 
 @pytest.mark.parametrize("variables", ["{}", "{refresh_months: ['2020-10']}"])

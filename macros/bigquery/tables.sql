@@ -28,6 +28,15 @@
 {% endmacro %}
 
 
+{% macro bigquery_landing_schema_ddl() %}
+    {#- landing tables live for one load; a load that died leaves one behind for a week at most -#}
+    {{ return(
+        'create schema if not exists ' ~ bigquery_dataset(landing_schema())
+        ~ ' options (default_table_expiration_days = ' ~ (var('landing_expiry_days') | int) ~ ')'
+    ) }}
+{% endmacro %}
+
+
 {% macro bigquery__tripdata_prepare(taxi) %}
     {%- set spec = tripdata_spec(taxi) -%}
     {%- set main = tripdata_relation(taxi) -%}
@@ -36,9 +45,7 @@
     {%- endif -%}
     {% call statement('tripdata_prepare') %}
         create schema if not exists {{ bigquery_dataset(target.schema) }};
-        -- landing tables live for one load; a load that died leaves one behind for a week at most
-        create schema if not exists {{ bigquery_dataset(landing_schema()) }}
-        options (default_table_expiration_days = {{ var('landing_expiry_days') | int }});
+        {{ bigquery_landing_schema_ddl() }};
 
         create table if not exists {{ main }} (
             {%- for column in spec.columns %}
@@ -97,16 +104,23 @@
 {% endmacro %}
 
 
-{% macro bigquery__landing_has_rows(taxi, month) %}
+{% macro bigquery__landed_file(taxi, month) %}
+    {#- An external table over the month's object (stage_external_sources) is read when merged. -#}
     {%- set table = adapter.get_bq_table(landing_relation(taxi, month)) -%}
-    {{ return(table is not none and (table.num_rows or 0) > 0) }}
+    {%- if table is none -%}
+        {{ return(none) }}
+    {%- elif table.table_type == 'EXTERNAL' -%}
+        {{ return({'loaded_by': 'dbt external table', 'source_url': table.external_data_configuration.source_uris[0]}) }}
+    {%- elif (table.num_rows or 0) > 0 -%}
+        {{ return({'loaded_by': 'dbt landing table', 'source_url': none}) }}
+    {%- endif -%}
+    {{ return(none) }}
 {% endmacro %}
 
 
 {% macro bigquery__discard_landing(taxi, month) %}
-    {% call statement('discard_landing') %}
-        drop table if exists {{ landing_relation(taxi, month) }}
-    {% endcall %}
+    {#- through the API: one call drops a native or an external table -#}
+    {%- do adapter.drop_relation(landing_relation(taxi, month)) -%}
 {% endmacro %}
 
 

@@ -38,7 +38,8 @@
 
 {#-
     Where the warehouse reads month files itself: var raw_dir (Postgres: a folder on the database
-    server; BigQuery: gs://bucket[/prefix], by default the bucket of var gcs_bucket), or none.
+    server), or none. BigQuery reads a month through its external table instead
+    (macros/bigquery/external_tables.sql).
 -#}
 {% macro tripdata_raw_dir() %}{{ return(adapter.dispatch('tripdata_raw_dir', 'nyc_taxi')()) }}{% endmacro %}
 {% macro default__tripdata_raw_dir() %}{{ return(var('raw_dir', none)) }}{% endmacro %}
@@ -50,9 +51,21 @@
 {% macro land_from_raw_dir(taxi, month, raw_dir) %}{{ return(adapter.dispatch('land_from_raw_dir', 'nyc_taxi')(taxi, month, raw_dir)) }}{% endmacro %}
 {% macro default__land_from_raw_dir(taxi, month, raw_dir) %}{{ tripdata_not_supported('land_from_raw_dir') }}{% endmacro %}
 
-{#- Does the month's landing table exist and hold rows? -#}
-{% macro landing_has_rows(taxi, month) %}{{ return(adapter.dispatch('landing_has_rows', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
-{% macro default__landing_has_rows(taxi, month) %}{{ tripdata_not_supported('landing_has_rows') }}{% endmacro %}
+{#-
+    What another loader landed for the month, or none: rows in its landing table, or (BigQuery)
+    an external table over its object. Returns loaded_by and source_url for the ledger.
+-#}
+{% macro landed_file(taxi, month) %}{{ return(adapter.dispatch('landed_file', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
+{% macro default__landed_file(taxi, month) %}{{ tripdata_not_supported('landed_file') }}{% endmacro %}
+
+{#- The end of the "nothing to merge" error: the other ways to land a month on this warehouse. -#}
+{% macro landing_advice(taxi, month) %}{{ return(adapter.dispatch('landing_advice', 'nyc_taxi')(taxi, month)) }}{% endmacro %}
+{% macro default__landing_advice(taxi, month) %}
+    {{ return(
+        "or set var raw_dir to a folder on the database server that holds " ~ taxi ~ "/" ~ month.filename ~ ", "
+        ~ "or COPY the file into the landing table (Kestra CopyIn after `dbt run-operation tripdata_begin_load`)"
+    ) }}
+{% endmacro %}
 
 {#- The landing table's rows are not needed (the month already holds the same file). -#}
 {% macro discard_landing(taxi, month) %}{{ return(adapter.dispatch('discard_landing', 'nyc_taxi')(taxi, month)) }}{% endmacro %}

@@ -2,8 +2,9 @@
     The main tables `green_tripdata` and `yellow_tripdata` are models of this materialization.
     `dbt build` makes sure they exist. `dbt build --vars '{taxi: green, month: 2019-01}'` ingests
     that file month into the green one:
-      - with var raw_dir: the warehouse lands the file itself, then the month is merged;
-      - else, if the month's landing table holds rows (runner, Kestra CopyIn): they are merged;
+      - with var raw_dir (Postgres): the warehouse lands the file itself, then the month is merged;
+      - else, if something landed the month (rows in its landing table: the runner, Kestra CopyIn;
+        BigQuery: its external table, from `dbt run-operation stage_external_sources`): it is merged;
       - else, if the ledger says the month is loaded: nothing to do;
       - else: an error naming the month and the ways to land it.
     Optional vars: load_id (a ledger row a loader opened with tripdata_begin_load),
@@ -33,7 +34,8 @@
     {%- set where = taxi ~ ' ' ~ month.month -%}
 
     {#- A loader that passes its load_id has landed rows: its load is finished below, whatever it finds. -#}
-    {%- if raw_dir is none and load_id is none and not landing_has_rows(taxi, month) -%}
+    {%- set landed = landed_file(taxi, month) if raw_dir is none and load_id is none else none -%}
+    {%- if raw_dir is none and load_id is none and landed is none -%}
         {%- set current = ledger_current_load(taxi, month) -%}
         {%- if current is not none -%}
             {{ log(where ~ ': nothing landed; the month is loaded (load ' ~ current.load_id ~ ', '
@@ -43,9 +45,7 @@
         {{ exceptions.raise_compiler_error(
             where ~ ": nothing to merge: " ~ landing_relation(taxi, month) ~ " is empty or missing and the ledger has no load of "
             ~ month.filename ~ ". Land it first: `runner load --taxi " ~ taxi ~ " --month " ~ month.month ~ "`, "
-            ~ "or set var raw_dir to a place the warehouse can read (<raw_dir>/" ~ taxi ~ "/" ~ month.filename
-            ~ "; Postgres: a folder on the server, BigQuery: gs://<bucket>, by default var gcs_bucket / GCS_BUCKET), "
-            ~ "or COPY the file into the landing table (Kestra CopyIn after `dbt run-operation tripdata_begin_load`)"
+            ~ landing_advice(taxi, month)
         ) }}
     {%- endif -%}
 
@@ -61,8 +61,9 @@
     {%- else -%}
         {%- set load_id = invocation_id -%}
         {%- do ledger_insert_running(taxi, month, load_id, {
-            'filename': month.filename, 'source_url': none, 'bytes': none, 'checksum': none,
-            'loaded_by': 'dbt raw_dir' if raw_dir is not none else 'dbt landing table',
+            'filename': month.filename, 'source_url': landed.source_url if landed else none,
+            'bytes': none, 'checksum': none,
+            'loaded_by': landed.loaded_by if landed else 'dbt raw_dir',
         }) -%}
     {%- endif -%}
     {%- do tripdata_commit() -%}

@@ -108,12 +108,12 @@
 {% endmacro %}
 
 
-{% macro postgres__landing_has_rows(taxi, month) %}
+{% macro postgres__landed_file(taxi, month) %}
     {%- set landing = landing_relation(taxi, month) -%}
-    {%- if not relation_exists(landing) -%}
-        {{ return(false) }}
+    {%- if relation_exists(landing) and run_query("select exists (select from " ~ landing ~ ")").rows[0][0] -%}
+        {{ return({'loaded_by': 'dbt landing table', 'source_url': none}) }}
     {%- endif -%}
-    {{ return(run_query("select exists (select from " ~ landing ~ ")").rows[0][0]) }}
+    {{ return(none) }}
 {% endmacro %}
 
 

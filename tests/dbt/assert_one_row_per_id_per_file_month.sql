@@ -43,10 +43,16 @@ where
 
 {%- else -%}
 
+{#- a main table not made yet (a dataset where only green was loaded so far) holds no rows -#}
+{%- set made_tables = [] -%}
+{%- for table in main_tables if execute and relation_exists(table) -%}
+    {%- do made_tables.append(table) -%}
+{%- endfor %}
+
 with
 
 repeated_ids as (
-    {%- for table in main_tables %}
+    {%- for table in made_tables %}
         select {{ sql_string(table.identifier) }} as main_table, file_month, unique_row_id, count(*) as rows_with_this_id
         from {{ table }}
         {%- if months %}
@@ -55,6 +61,13 @@ repeated_ids as (
         group by file_month, unique_row_id
         having count(*) > 1
         {{- '\n        union all' if not loop.last }}
+    {%- else %}
+        select
+            cast(null as string) as main_table,
+            cast(null as date) as file_month,
+            cast(null as string) as unique_row_id,
+            0 as rows_with_this_id
+        limit 0
     {%- endfor %}
 
 )
