@@ -82,7 +82,7 @@ def test_scheduled_flow_copies_and_builds_the_ticks_month() -> None:
             table = render(copies[f"copy_in_{taxi}"]["table"], context | {"kv": lambda key: "nyc_taxi"})
             assert table == f"nyc_taxi{PROJECT.landing_schema_suffix}.{spec.landing_table(month)}"
             assert render("{{ render(vars.file) }}", context) == spec.filename(month).removesuffix(".gz")
-            command = render(build["commands"][0], context)
+            command = render(build["commands"][-1], context)
             assert command == (
                 f"dbt build --select {taxi}_tripdata "
                 f'--vars \'{{taxi: {taxi}, month: "{month}", load_id: "exec1"}}\''

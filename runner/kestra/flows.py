@@ -78,7 +78,7 @@ def _profiles_bigquery() -> str:
 
 
 def _dbt_task(
-    task_id: str, command: str, project: Project, *, bigquery: bool = False, **extra: Any
+    task_id: str, commands: list[str], project: Project, *, bigquery: bool = False, **extra: Any
 ) -> dict[str, Any]:
     runner: dict[str, Any] = {"type": f"{TASK}.scripts.runner.docker.Docker"}
     if not bigquery:  # the container joins the taxi Postgres's network (KV, set by postgres_kv)
@@ -92,7 +92,8 @@ def _dbt_task(
         "namespaceFiles": {"enabled": True, "include": list(project.dbt_files)},
         "projectDir": ".",
         "profiles": _profiles_bigquery() if bigquery else _profiles_postgres(),
-        "commands": [command],
+        # packages.yml names a vendored package (a folder in the namespace files): no network needed
+        "commands": ["dbt deps", *commands],
     }
     if bigquery:
         task["inputFiles"] = {"service-account.json": "{{ secret('GCP_SERVICE_ACCOUNT') }}"}
@@ -113,22 +114,52 @@ def _dbt_vars(load_id: bool, **extra: str) -> str:
     return "{" + ", ".join(f"{key}: {value}" for key, value in items.items()) + "}"
 
 
-# The file's identity, as the runner records it: the .csv.gz as published, its size and sha256.
-FILE_RECORD = {
-    "filename": '"{{ render(vars.file) }}.gz"',
-    "source_url": '"{{ render(vars.url) }}"',
-    "loaded_by": "kestra",
-}
+# The published file (the .csv.gz) as each flow names it: the Postgres flows keep it unzipped.
+PUBLISHED_FILE = {False: "{{ render(vars.file) }}.gz", True: "{{ render(vars.file) }}"}
 
 
-def _record_failure(project: Project) -> dict[str, Any]:
+def _file_record(bigquery: bool) -> dict[str, str]:
+    """The file's identity, as the runner records it: the .csv.gz as published and where it came from."""
+    return {
+        "filename": f'"{PUBLISHED_FILE[bigquery]}"',
+        "source_url": '"{{ render(vars.url) }}"',
+        "loaded_by": "kestra",
+    }
+
+
+def _record_failure(project: Project, *, bigquery: bool = False) -> dict[str, Any]:
     """The flow's error handler: a failed execution's load goes on the ledger as failed, as the runner's do.
 
     Only a running load changes; a load that failed before it was opened (the download) is recorded too.
     """
     error = '"Kestra execution {{ execution.id }} of {{ flow.namespace }}.{{ flow.id }} failed: see its logs"'
-    args = _dbt_vars(load_id=True, error=error, **FILE_RECORD)
-    return _dbt_task("record_failure", f"dbt run-operation tripdata_fail_load --args '{args}'", project)
+    args = _dbt_vars(load_id=True, error=error, **_file_record(bigquery))
+    command = f"dbt run-operation tripdata_fail_load --args '{args}'"
+    return _dbt_task("record_failure", [command], project, bigquery=bigquery)
+
+
+def _begin_load(project: Project, *, bigquery: bool = False) -> dict[str, Any]:
+    """Open the load in the ledger, with the file's size and sha256 (the extract task's outputs)."""
+    args = _dbt_vars(
+        load_id=True,
+        **_file_record(bigquery),
+        bytes="{{ outputs.extract.vars.bytes }}",
+        checksum='"{{ outputs.extract.vars.sha256 }}"',
+    )
+    command = f"dbt run-operation tripdata_begin_load --args '{args}'"
+    return _dbt_task("begin_load", [command], project, bigquery=bigquery)
+
+
+def _file_outputs(file: str) -> str:
+    """Shell lines giving the extract task its outputs: the file's sha256 and size in bytes.
+
+    Kestra's script-output protocol; the line ends in `} }`, since a `}}` would end the expression.
+    """
+    return (
+        f'sha256=$(sha256sum "{file}" | cut -d " " -f 1)\n'
+        f'bytes=$(wc -c < "{file}")\n'
+        'echo "::{\\"outputs\\": {\\"sha256\\": \\"$sha256\\", \\"bytes\\": $bytes} }::"\n'
+    )
 
 
 def landing_table_template(spec: TaxiSpec, project: Project) -> str:
@@ -242,25 +273,11 @@ def postgres_taxi(namespace: str = NAMESPACE, project: Project | None = None) ->
             _extract(
                 "{{ render(vars.file) }}.gz",
                 "*.csv",
-                # the outputs line is Kestra's script-output protocol (`} }`: a `}}` would end the expression)
-                'sha256=$(sha256sum "{{ render(vars.file) }}.gz" | cut -d " " -f 1)\n'
-                'bytes=$(wc -c < "{{ render(vars.file) }}.gz")\n'
-                'echo "::{\\"outputs\\": {\\"sha256\\": \\"$sha256\\", \\"bytes\\": $bytes} }::"\n'
-                'gunzip --stdout "{{ render(vars.file) }}.gz" > "{{ render(vars.file) }}"\n'
+                _file_outputs(PUBLISHED_FILE[False])
+                + 'gunzip --stdout "{{ render(vars.file) }}.gz" > "{{ render(vars.file) }}"\n'
                 'rm -f "{{ render(vars.file) }}.gz"\n',
             ),
-            _dbt_task(
-                "begin_load",
-                "dbt run-operation tripdata_begin_load --args '"
-                + _dbt_vars(
-                    load_id=True,
-                    **FILE_RECORD,
-                    bytes="{{ outputs.extract.vars.bytes }}",
-                    checksum='"{{ outputs.extract.vars.sha256 }}"',
-                )
-                + "'",
-                project,
-            ),
+            _begin_load(project),
             {
                 "id": "copy_in",
                 "type": f"{TASK}.core.flow.Switch",
@@ -272,7 +289,7 @@ def postgres_taxi(namespace: str = NAMESPACE, project: Project | None = None) ->
             },
             _dbt_task(
                 "dbt_build",
-                "dbt build --select {{ inputs.taxi }}_tripdata " + f"--vars '{_dbt_vars(load_id=True)}'",
+                ["dbt build --select {{ inputs.taxi }}_tripdata " + f"--vars '{_dbt_vars(load_id=True)}'"],
                 project,
             ),
             _purge(),
@@ -282,13 +299,15 @@ def postgres_taxi(namespace: str = NAMESPACE, project: Project | None = None) ->
 
 
 def gcp_taxi(namespace: str = NAMESPACE, project: Project | None = None) -> dict[str, Any]:
-    """One month into BigQuery: download, upload the .csv.gz to GCS, dbt build on the bq target."""
+    """One month into BigQuery: download, begin_load, upload the .csv.gz to GCS, then dbt makes the
+    month's external table over it (dbt-external-tables) and merges it."""
     project = project or load_project()
     return {
         "id": "gcp_taxi",
         "namespace": namespace,
         "description": "Load one taxi month into BigQuery through the nyc_taxi dbt project: the file goes "
-        "to gs://<GCS_BUCKET>/<taxi>/ as published, and dbt's LOAD DATA lands it, merges it and records it "
+        "to gs://<GCS_BUCKET>/<taxi>/ as published, `dbt run-operation stage_external_sources` makes the "
+        "month's external table over it and `dbt build` merges it and records it "
         "(README: BigQuery, Kestra). Emitted by `runner kestra emit`.",
         "inputs": _inputs(project),
         "variables": {
@@ -299,7 +318,12 @@ def gcp_taxi(namespace: str = NAMESPACE, project: Project | None = None) -> dict
         "concurrency": {"limit": 1, "behavior": "QUEUE"},
         "tasks": [
             _set_label(),
-            _extract("{{ render(vars.file) }}", "*.csv.gz", 'gzip --test "{{ render(vars.file) }}"\n'),
+            _extract(
+                "{{ render(vars.file) }}",
+                "*.csv.gz",
+                'gzip --test "{{ render(vars.file) }}"\n' + _file_outputs(PUBLISHED_FILE[True]),
+            ),
+            _begin_load(project, bigquery=True),
             {
                 "id": "upload",
                 "type": f"{TASK}.gcp.gcs.Upload",
@@ -310,12 +334,16 @@ def gcp_taxi(namespace: str = NAMESPACE, project: Project | None = None) -> dict
             },
             _dbt_task(
                 "dbt_build",
-                "dbt build --select {{ inputs.taxi }}_tripdata " + f"--vars '{_dbt_vars(load_id=False)}'",
+                [
+                    f"dbt run-operation stage_external_sources --vars '{_dbt_vars(load_id=False)}'",
+                    "dbt build --select {{ inputs.taxi }}_tripdata " + f"--vars '{_dbt_vars(load_id=True)}'",
+                ],
                 project,
                 bigquery=True,
             ),
             _purge(),
         ],
+        "errors": [_record_failure(project, bigquery=True)],
     }
 
 
@@ -626,7 +654,7 @@ def dbt_postgres(namespace: str = NAMESPACE, project: Project | None = None) -> 
         "tasks": [
             _dbt_task(
                 "dbt_build",
-                "dbt build",
+                ["dbt build"],
                 project,
                 storeManifest={"key": "manifest_postgres.json", "namespace": "{{ flow.namespace }}"},
             )
@@ -643,7 +671,7 @@ def dbt_bigquery(namespace: str = NAMESPACE, project: Project | None = None) -> 
         "tasks": [
             _dbt_task(
                 "dbt_build",
-                "dbt build",
+                ["dbt build"],
                 project,
                 bigquery=True,
                 storeManifest={"key": "manifest_bigquery.json", "namespace": "{{ flow.namespace }}"},
