@@ -166,7 +166,7 @@
 {% endmacro %}
 
 
-{% macro current_loads() %}
+{% macro current_loads(ledger=none) %}
     {#-
         The rule for reading the ledger, in one place: per taxi and file month, the load whose rows
         the main table holds. That is the last successful load that wrote rows (an `unchanged` load
@@ -174,6 +174,7 @@
         month holds none). Two loads of a month never overlap (the month lock), so the last to finish
         is the last to commit. The macros, the models (model_loads, the marts' refresh) and the
         runner (runner/pipeline.py, compiled through dbt) all read the ledger through it.
+        ledger: the relation to read, by default the ledger source (models pass its staging view).
     -#}
     select
         {{ ledger_columns() | join(',\n        ') }}
@@ -181,7 +182,7 @@
         select
             {{ ledger_columns() | join(',\n            ') }},
             row_number() over (partition by taxi, file_month order by finished_at desc, load_id desc) as recency
-        from {{ source('ingestion', 'load_ledger') }}
+        from {{ ledger if ledger is not none else source('ingestion', 'load_ledger') }}
         where state = 'succeeded' and action in ('loaded', 'replaced', 'removed')
     ) as loads
     where recency = 1 and action != 'removed'

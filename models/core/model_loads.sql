@@ -10,7 +10,7 @@ with
 
 current_loads as (
 
-    {{ current_loads() }}
+    {{ current_loads(ref('stg_ingestion__loads')) }}
 
 ),
 
