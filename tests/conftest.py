@@ -189,6 +189,7 @@ class DbtCall:
     success: bool
     message: str  # dbt's errors, as it would print them
     sql: list[str]  # every statement dbt sent
+    results: dict[str, str]  # node name -> its status (pass, warn, fail, ...; `dbt ls`: listed)
 
 
 def dbt_cli(args: list[str], target: str = "bq") -> DbtCall:
@@ -210,7 +211,12 @@ def dbt_cli(args: list[str], target: str = "bq") -> DbtCall:
     result = dbtRunner(callbacks=[collect]).invoke([*args, *project, "--log-level", "none"])
     if result.exception is not None:
         errors.append(str(result.exception))
-    return DbtCall(result.success, "\n".join(errors), sql)
+    if isinstance(result.result, list):  # dbt ls
+        statuses = dict.fromkeys(result.result, "listed")
+    else:
+        runs = getattr(result.result, "results", None) or []
+        statuses = {run.node.name: str(run.status) for run in runs if hasattr(run, "node")}
+    return DbtCall(result.success, "\n".join(errors), sql, statuses)
 
 
 def stage_external_sources(variables: dict[str, str]) -> DbtCall:
