@@ -197,3 +197,51 @@ def republished_rows(header: list[str], rows: list[list[str]]) -> list[list[str]
         variant(1150, passengers, ""),  # NULL sorts first
         variant(1250, flag, "n"),  # bytewise "N" < "n" (en_US: "n" < "N")
     ]
+
+
+@dataclass
+class CourseFigures:
+    """What the course's dbt project (taxi_rides_ny) makes of a month's rows, rule by rule: each field
+    is (rows, sum of total_amount)."""
+
+    without_vendor: tuple[int, Decimal] = (0, Decimal(0))
+    repeats: tuple[int, Decimal] = (0, Decimal(0))
+    to_other_months: tuple[int, Decimal] = (0, Decimal(0))
+    # pickup month "YYYY-MM" -> its trips and revenue in the course's monthly figures
+    by_pickup_month: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
+
+
+def course_figures(path: Path, month: str) -> CourseFigures:
+    """The course's three rules, applied to the rows the main table keeps of one file: rows without a
+    vendor go; one row per vendor, pickup second and pickup zone stays, the earliest dropoff
+    (ties: the smallest unique_row_id, as analyses/course_comparison.sql breaks them); a trip counts
+    in its pickup month."""
+
+    def plus(figure: tuple[int, Decimal], amount: Decimal) -> tuple[int, Decimal]:
+        return figure[0] + 1, figure[1] + amount
+
+    header, _ = read_rows(path)
+    pickup = next(name for name in header if name.endswith("pickup_datetime"))
+    dropoff = next(name for name in header if name.endswith("dropoff_datetime"))
+    figures = CourseFigures()
+    groups: dict[tuple, list[tuple]] = {}
+    for identity, row in expected_month(path, month).kept.items():
+        named = dict(zip(header, row, strict=True))
+        amount = Decimal(named["total_amount"] or 0)
+        if not named["vendorid"].strip():
+            figures.without_vendor = plus(figures.without_vendor, amount)
+            continue
+        ends = named[dropoff].strip()
+        order = (not ends, datetime.fromisoformat(ends) if ends else None, identity)  # NULL last
+        key = (int(named["vendorid"]), named[pickup].strip(), named["pulocationid"].strip())
+        groups.setdefault(key, []).append((order, named[pickup].strip()[:7], amount))
+    for rows in groups.values():
+        (_, pickup_month, amount), *repeated = sorted(rows, key=lambda row: row[0])
+        for *_, repeat_amount in repeated:
+            figures.repeats = plus(figures.repeats, repeat_amount)
+        if pickup_month != month:
+            figures.to_other_months = plus(figures.to_other_months, amount)
+        figures.by_pickup_month[pickup_month] = plus(
+            figures.by_pickup_month.get(pickup_month, (0, Decimal(0))), amount
+        )
+    return figures

@@ -24,9 +24,9 @@ def test_compiled_month_select_is_clean_postgres_sql(dbt, taxi):
 
 
 def test_the_project_lints_clean():
-    """CI runs the same: `sqlfluff lint models macros`."""
+    """CI runs the same: `sqlfluff lint models macros analyses`."""
     linter = Linter(config=FluffConfig.from_root(overrides={"dialect": "postgres"}))
-    result = linter.lint_paths((str(ROOT / "models"), str(ROOT / "macros")))
+    result = linter.lint_paths(tuple(str(ROOT / folder) for folder in ("models", "macros", "analyses")))
     assert result.get_violations() == [], result.as_records()
 
 
