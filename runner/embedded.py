@@ -247,14 +247,16 @@ class EmbeddedPostgres:
         self,
         data_dir: Path | None = None,
         port: int | None = None,
-        dbname: str = DEFAULT_DBNAME,
+        dbname: str | None = None,
         user: str = DEFAULT_USER,
         fast_init: bool = False,
         settings: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute() if data_dir is not None else default_data_dir()
         self.port = port if port is not None else _default_port()
-        self.dbname = dbname
+        # PGDATABASE names the database here too, as it does for dbt's profile (the course's project
+        # looks for `taxi_rides_ny`): the runner and dbt then agree on it
+        self.dbname = dbname or os.environ.get("PGDATABASE") or DEFAULT_DBNAME
         self.user = user
         # --no-sync for initdb only: a crash during a test's init does not matter, a real cluster's does.
         self.fast_init = fast_init

@@ -39,7 +39,7 @@ def new_server() -> Iterator[NewServer]:
     """Make servers in their own temp folders on free ports; stop and delete them all afterwards."""
     made: list[tuple[EmbeddedPostgres, Path]] = []
 
-    def make(port: int | None = None, dbname: str = "nyc_taxi") -> EmbeddedPostgres:
+    def make(port: int | None = None, dbname: str | None = None) -> EmbeddedPostgres:
         folder = make_server_dir()
         server = EmbeddedPostgres(folder / "pgdata", port=port or free_port(), dbname=dbname, fast_init=True)
         made.append((server, folder))
@@ -182,22 +182,25 @@ def test_a_port_in_use_is_reported(new_server: NewServer) -> None:
         assert not server.status().running
 
 
-def test_inherited_pg_variables_do_not_redirect_the_server(
+def test_inherited_pg_variables_do_not_redirect_the_server_and_pgdatabase_names_its_database(
     new_server: NewServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PGHOST", "/nonexistent/socket-dir")
     monkeypatch.setenv("PGPORT", "1")
     monkeypatch.setenv("PGDATA", str(tmp_path / "not-here"))
     monkeypatch.setenv("PGUSER", "nobody_at_all")
-    monkeypatch.setenv("PGDATABASE", "no_such_db")
+    # dbt's profile reads PGDATABASE too: the server makes that database, so both use the same one
+    # (the course's project looks for `taxi_rides_ny`)
+    monkeypatch.setenv("PGDATABASE", "taxi_rides_ny")
     monkeypatch.setenv("PGSSLMODE", "require")
     server = new_server()
     assert server.start() is True
+    assert server.env()["PGDATABASE"] == "taxi_rides_ny"
     conn = server.connect()
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT current_database(), current_setting('port')")
-            assert cur.fetchone() == ("nyc_taxi", str(server.port))
+            assert cur.fetchone() == ("taxi_rides_ny", str(server.port))
     finally:
         conn.close()
     assert not (tmp_path / "not-here").exists()
@@ -236,6 +239,8 @@ def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("RUNNER_PGPORT", "55999")
     server = EmbeddedPostgres()
     assert (server.port, server.data_dir, server.dbname) == (55999, tmp_path / "cluster", "nyc_taxi")
+    monkeypatch.setenv("PGDATABASE", "taxi_rides_ny")
+    assert EmbeddedPostgres().dbname == "taxi_rides_ny"
 
     monkeypatch.delenv("RUNNER_DATA_DIR")
     if os.geteuid() == 0:
