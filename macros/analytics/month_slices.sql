@@ -72,8 +72,8 @@
 {%- endmacro %}
 
 
-{% macro in_refresh_months(column='file_month') %}
-    {#- The filter of an incremental build: the file months it replaces. -#}
+{% macro in_refresh_months(taxis, column='file_month') %}
+    {#- The filter of an incremental build: the file months it replaces. taxis: the taxi types the model holds. -#}
     {%- set months = refresh_months() -%}
     {%- if months -%}
         {{ in_file_months(column, months) }}
@@ -85,10 +85,11 @@
         {{ column }} in (
             select loads.file_month
             from ({{ current_loads() }}) as loads
-            where not exists (
-                select 1 from {{ this }} as built
-                where built.load_id = loads.load_id
-            )
+            where loads.taxi in ({% for taxi in taxis %}{{ sql_string(taxi) }}{{ ', ' if not loop.last }}{% endfor %})
+                and not exists (
+                    select 1 from {{ this }} as built
+                    where built.load_id = loads.load_id
+                )
         )
     {%- endif -%}
 {% endmacro %}

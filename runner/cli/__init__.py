@@ -24,7 +24,7 @@ from runner.cli import cache, db, gcp, kestra, loads, schedule
 from runner.cli.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 app = typer.Typer(
-    help="Load NYC taxi trip files (green, yellow; 2019-01 to 2021-07) into Postgres or BigQuery with dbt.",
+    help="Load NYC trip files (green, yellow, fhv; 2019-01 to 2021-07) into Postgres or BigQuery with dbt.",
     rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
