@@ -123,10 +123,16 @@ def row_id(header: list[str], row: list[str]) -> str:
 # The TLC data dictionary's integer and text columns; timestamps end in `datetime`; the rest are amounts
 # and distances (exact decimals).
 INTEGER_COLUMNS = frozenset(
-    (
-        *("vendorid", "ratecodeid", "pulocationid", "dolocationid", "passenger_count", "payment_type", "trip_type"),
+    [
+        "vendorid",
+        "ratecodeid",
+        "pulocationid",
+        "dolocationid",
+        "passenger_count",
+        "payment_type",
+        "trip_type",
         "sr_flag",
-    )
+    ]
 )
 TEXT_COLUMNS = frozenset(("store_and_fwd_flag", "dispatching_base_num", "affiliated_base_number"))
 

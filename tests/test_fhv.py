@@ -257,3 +257,36 @@ def test_bigquery_holds_the_same_fhv_rows_and_percentiles_as_postgres(
 
     assert bigquery_ids == postgres_ids and len(postgres_ids) == 240
     assert bigquery_mart == postgres_mart
+
+
+def test_a_green_month_leaves_the_fhv_models_alone_and_an_fhv_month_the_green_ones(
+    make_pipeline, db, project, tmp_path
+):
+    """The ledger's view links every main table to every model; the runner's build after a month
+    selects by the taxi tags, so another taxi type's marts of the same file month are not rebuilt."""
+    from conftest import BUNDLED
+
+    green_header, green_rows = read_rows(BUNDLED / "green" / "green_tripdata_2020-10.csv.gz")
+    write_month(tmp_path, "green", "2019-01", green_header, green_rows[:500])
+    write_fhv_month(tmp_path, "2019-01", HEADER_2019)
+    january = Month(2019, 1)
+    assert not make_pipeline(source=tmp_path).run([(project.taxi("fhv"), january)]).failed
+
+    def row_versions(relation: str) -> set[str]:
+        with db.cursor() as cursor:
+            cursor.execute(f"select xmin::text from {relation}")  # a rebuilt row is a new row version
+            return {row[0] for row in cursor.fetchall()}
+
+    fhv_mart = row_versions("nyc_taxi_core.dm_fhv_monthly_zone_travel_time")
+    green_run = make_pipeline(source=tmp_path).run([(project.taxi("green"), january)])
+    assert not green_run.failed and green_run.models_months == ["2019-01"]
+    assert row_versions("nyc_taxi_core.dm_fhv_monthly_zone_travel_time") == fhv_mart
+    revenue_mart = row_versions("nyc_taxi_core.dm_monthly_zone_revenue")
+    assert revenue_mart  # the green month's models were built
+
+    forced = make_pipeline(source=tmp_path, force=True).run([(project.taxi("fhv"), january)])
+    assert not forced.failed and forced.models_months == ["2019-01"]
+    assert row_versions("nyc_taxi_core.dm_monthly_zone_revenue") == revenue_mart
+    with db.cursor() as cursor:
+        cursor.execute("select taxi, models_current from nyc_taxi_core.model_loads order by taxi")
+        assert cursor.fetchall() == [("fhv", True), ("green", True)]

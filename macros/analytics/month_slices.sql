@@ -72,9 +72,11 @@
 {%- endmacro %}
 
 
-{% macro in_refresh_months(taxis, column='file_month') %}
-    {#- The filter of an incremental build: the file months it replaces. taxis: the taxi types the model holds. -#}
+{% macro in_refresh_months(column='file_month') %}
+    {#- The filter of an incremental build: the file months it replaces. -#}
     {%- set months = refresh_months() -%}
+    {#- the taxi types the model holds: its tags (models/*/_*.yml) -#}
+    {%- set taxis = tripdata_taxis() if 'every_taxi' in model.tags else model.tags | select('in', tripdata_taxis()) | list -%}
     {%- if months -%}
         {{ in_file_months(column, months) }}
     {%- elif 'load_id' not in adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}

@@ -6,7 +6,7 @@ trips as (
 
     select * from {{ ref('fact_fhv_trips') }}
     {%- if is_incremental() %}
-        where {{ in_refresh_months(['fhv']) }}
+        where {{ in_refresh_months() }}
     {%- endif %}
 
 ),

@@ -6,7 +6,7 @@ trips as (
 
     select * from {{ ref('fact_trips') }}
     {%- if is_incremental() %}
-        where {{ in_refresh_months(['green', 'yellow']) }}
+        where {{ in_refresh_months() }}
     {%- endif %}
 
 ),

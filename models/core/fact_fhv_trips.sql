@@ -7,7 +7,7 @@ fhv_trips as (
 
     select * from {{ ref('stg_fhv_tripdata') }}
     {%- if is_incremental() %}
-        where {{ in_refresh_months(['fhv']) }}
+        where {{ in_refresh_months() }}
     {%- endif %}
 
 ),
