@@ -651,6 +651,16 @@ def jobs_section(server: Server, green_file: Path, count: int, cache_dir: Path) 
     }
 
 
+def vm_hwm_kb(pid: int) -> int:
+    """A running process's peak resident set (VmHWM) in kB; 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+    return int(found.group(1)) if found else 0
+
+
 def memory_section(server: Server, source: Path, month: str, cache_dir: Path, taxi: str = "yellow") -> dict:
     log(f"== runner peak memory: python -m runner load --taxi {taxi} --month {month}")
     server.drop_schemas()
@@ -679,8 +689,16 @@ def memory_section(server: Server, source: Path, month: str, cache_dir: Path, ta
             env={**os.environ, "RUNNER_CACHE_DIR": str(cache_dir)},
         )
         try:
-            # wait4: this child's own peak RSS, whatever other children this process had
-            _, status, usage = os.wait4(process.pid, 0)
+            # The peak is the child's VmHWM, read until it exits. Not wait4's ru_maxrss: Linux keeps
+            # in it the peak of the image the child was forked from (this process, which may have
+            # generated a month in memory) across the exec, so it reported this process's size.
+            peak_kb = 0
+            while True:
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    break
+                peak_kb = max(peak_kb, vm_hwm_kb(process.pid))
+                time.sleep(0.05)
             process.returncode = os.waitstatus_to_exitcode(status)
         except BaseException:
             process.kill()
@@ -692,7 +710,8 @@ def memory_section(server: Server, source: Path, month: str, cache_dir: Path, ta
         "command": " ".join(command),
         "exit_code": process.returncode,
         "seconds": seconds,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": peak_kb / 1024,
+        "wait4_maxrss_mb": usage.ru_maxrss / 1024,  # includes the forked image's peak (see above)
         "rusage_children_maxrss_mb": children / 1024,
         "rusage_children_maxrss_mb_before": before / 1024,
         "output": str(output),
