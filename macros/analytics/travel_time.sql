@@ -1,4 +1,4 @@
-{#- The fhv models' travel time: a duration in seconds, and exact percentiles of it, on both warehouses. -#}
+{#- Durations: a trip's travel time in seconds and exact percentiles of it (the fhv models), a load's seconds (the report). -#}
 
 {% macro trip_duration_seconds(pickup, dropoff) %}
     {{- return(adapter.dispatch('trip_duration_seconds', 'nyc_taxi')(pickup, dropoff)) -}}
@@ -43,4 +43,18 @@
     {%- set below = 'cast(' ~ values ~ '[safe_offset(cast(floor(' ~ rank ~ ') as int64))] as numeric)' -%}
     {%- set above = 'cast(' ~ values ~ '[safe_offset(cast(ceil(' ~ rank ~ ') as int64))] as numeric)' -%}
     round({{ below }} + ({{ rank }} - floor({{ rank }})) * ({{ above }} - {{ below }}), 2)
+{%- endmacro %}
+
+
+{% macro seconds_between(started, finished) %}
+    {#- Seconds, with a fraction, between two timestamps of the ledger (`runner report`: a load's time). -#}
+    {{- return(adapter.dispatch('seconds_between', 'nyc_taxi')(started, finished)) -}}
+{% endmacro %}
+
+{% macro default__seconds_between(started, finished) -%}
+    extract(epoch from ({{ finished }} - {{ started }}))
+{%- endmacro %}
+
+{% macro bigquery__seconds_between(started, finished) -%}
+    timestamp_diff({{ finished }}, {{ started }}, microsecond) / 1000000
 {%- endmacro %}
