@@ -171,3 +171,34 @@ def test_the_page_renders_its_charts_in_headless_chromium_without_errors(report,
         [*offline, f"--screenshot={screenshot}", page.as_uri()], capture_output=True, timeout=120, check=True
     )
     assert screenshot.stat().st_size > 10_000
+
+
+def test_bigquery_reports_the_same_loads_and_figures_as_postgres(
+    make_bq_pipeline, make_pipeline, bq, bq_dbt, dbt, project, tmp_path
+):
+    runs = [(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))]
+    assert not make_bq_pipeline().run(runs).failed
+    postgres = make_pipeline()
+    assert not postgres.run(runs).failed
+
+    def figures(page: Path) -> dict:
+        text = page.read_text()
+        data = json.loads(
+            text.split('<script type="application/json" id="report-data">')[1].split("</script>")[0]
+        )
+        return {
+            "loads": sorted(
+                (r["taxi"], r["file_month"], r["rows_in_file"], r["rows_loaded"]) for r in data["loads"]
+            ),
+            "months": sorted(
+                (r["service_type"], r["file_month"], int(r["trips"]), Decimal(r["revenue"]).normalize())
+                for r in data["service_months"]
+            ),
+            "zones": [(z["zone"], Decimal(z["revenue"]).normalize()) for z in data["top_zones_all"]],
+            "yearly": data["yearly_totals"],
+        }
+
+    in_bigquery = figures(write_report(bq_dbt, bq, tmp_path / "bq.html"))
+    in_postgres = figures(write_report(dbt, postgres.warehouse, tmp_path / "pg.html"))
+    assert in_bigquery == in_postgres
+    assert ("green", "2020-10-01", 95120, 95120) in in_bigquery["loads"]

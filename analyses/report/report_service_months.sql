@@ -37,9 +37,9 @@ fhv_months as (
         'FHV' as service_type,
         file_month,
         sum(trips) as trips,
-        cast(null as {{ dbt.type_numeric() }}) as revenue,
-        cast(null as {{ dbt.type_bigint() }}) as trips_with_negative_amount,
-        cast(null as {{ dbt.type_bigint() }}) as trips_without_vendor
+        cast(null as numeric) as revenue,
+        cast(null as bigint) as trips_with_negative_amount,
+        cast(null as bigint) as trips_without_vendor
     from fhv_travel_time
     group by file_month
 
