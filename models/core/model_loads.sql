@@ -14,24 +14,15 @@ current_loads as (
 
 ),
 
-zone_revenue as (
+mart as (
 
     select * from {{ ref('dm_monthly_zone_revenue') }}
 
 ),
 
-fhv_travel_time as (
-
-    select * from {{ ref('dm_fhv_monthly_zone_travel_time') }}
-
-),
-
 built_loads as (
 
-    -- the loads the marts were built from: green and yellow in one, fhv in the other
-    select load_id from zone_revenue
-    union distinct
-    select load_id from fhv_travel_time
+    select distinct load_id from mart
 
 ),
 
