@@ -15,6 +15,12 @@ of 95,120 rows, 266 yellow rows), sampled and perturbed:
   - everything else (empty vendor/rate code/passengers/payment/trip type/flag on ~45% of green
     rows, surcharges, line endings CRLF) is the real rows' own.
 
+fhv months (`--taxi fhv`) have no real rows to start from (none are bundled): their rows are made
+from the published format alone (the 2019 header, `B00001,2019-01-01 00:30:00,2019-01-01 02:51:55,,,,B00001`),
+with the green month's times of day, durations and zones, and the quirks reported for the fhv files:
+empty zones (both on ~2% of rows, one of them on ~15% more), SR_Flag mostly empty, an empty
+affiliated base now and then, and a dropoff in 3019 about once in 200,000 rows.
+
 On top of that, at planned positions: a few hundred exact repeats of a recent row, a few same-id
 variants (same identity fields, another tip), pickups years outside the month (2008-12-31,
 2009-01-01, 2002-12-31, 2088-01-24, like the published files have) and 0.1% refunds (negative
@@ -86,13 +92,14 @@ def output_path(out: Path, taxi: str, month: str) -> Path:
     return Path(out) / taxi / f"{taxi}_tripdata_{month}.csv.gz"
 
 
-def planned_counts(rows: int, repeats: bool = True) -> dict[str, int]:
-    """How many special rows a file of `rows` rows gets."""
+def planned_counts(rows: int, repeats: bool = True, taxi: str = "green") -> dict[str, int]:
+    """How many special rows a file of `rows` rows gets (fhv rows have no amounts to vary or refund)."""
+    trips = taxi != "fhv"
     return {
         "exact_repeat": min(300, rows // 2000) if repeats else 0,
-        "same_id_variant": min(30, rows // 20000) if repeats else 0,
+        "same_id_variant": min(30, rows // 20000) if repeats and trips else 0,
         "far_pickup": min(12, max(1, rows // 100_000)) if rows >= 1000 else 0,
-        "refund": rows // 1000,
+        "refund": rows // 1000 if trips else 0,
     }
 
 
@@ -220,9 +227,70 @@ class _Days:
         return text
 
 
+FHV_HEADER = (  # the 2019 spelling
+    "dispatching_base_num,pickup_datetime,dropOff_datetime,PUlocationID,DOlocationID,"
+    "SR_Flag,Affiliated_base_number"
+)
+FHV_BASES = tuple(f"B{number:05d}" for number in range(1, 900))
+FAR_DROPOFF = 1 / 200_000
+
+
+def header(taxi: str) -> str:
+    return FHV_HEADER if taxi == "fhv" else model(taxi).header
+
+
+def _fhv_chunk(task: tuple[Params, int, int, dict[int, str]]) -> tuple[bytes, dict[str, int]]:
+    """fhv rows [start, start + count): times, durations and zones drawn from the real green rows."""
+    params, start, count, specials = task
+    green = model("green")
+    rng = random.Random(f"{params.seed}:{params.taxi}:{params.month}:{params.rows}:{start}")
+    rnd = rng.random
+    durations = tuple(max(t.duration, 60) for t in green.templates)
+    clock, days = _clock(), _Days(params.month)
+    year, month = map(int, params.month.split("-"))
+    n_days = calendar.monthrange(year, month)[1]
+    lines: list[str] = []
+    emitted = dict.fromkeys(planned_counts(0), 0)
+    for i in range(count):
+        kind = specials.get(start + i)
+        if kind == "exact_repeat" and lines:
+            lines.append(lines[-1 - int(rnd() * min(len(lines), 1000))])
+            emitted[kind] += 1
+            continue
+        base = FHV_BASES[int(rnd() ** 3 * len(FHV_BASES))]  # a few bases dispatch most trips
+        at = int(rnd() * n_days) * 86400 + green.times_of_day[int(rnd() * len(green.times_of_day))]
+        duration = durations[int(rnd() * len(durations))]
+        day, second = divmod(at, 86400)
+        pickup = days[day] + clock[second]
+        day, second = divmod(at + duration, 86400)
+        dropoff = days[day] + clock[second]
+        if kind == "far_pickup":
+            far = datetime.strptime(FAR_PICKUPS[int(rnd() * len(FAR_PICKUPS))], TIME_FORMAT)
+            pickup, dropoff = ((far + timedelta(seconds=s)).strftime(TIME_FORMAT) for s in (0, duration))
+            emitted[kind] += 1
+        elif rnd() < FAR_DROPOFF:
+            dropoff = "3019" + dropoff[4:]
+        draw = rnd()
+        zones = (
+            ("", "")
+            if draw < 0.02
+            else (
+                "" if draw < 0.12 else green.pickup_zones[int(rnd() * len(green.pickup_zones))],
+                "" if 0.12 <= draw < 0.17 else green.dropoff_zones[int(rnd() * len(green.dropoff_zones))],
+            )
+        )
+        shared = "1" if rnd() < 0.03 else ""
+        affiliated = base if rnd() < 0.9 else ("" if rnd() < 0.5 else FHV_BASES[int(rnd() * len(FHV_BASES))])
+        lines.append(",".join((base, pickup, dropoff, *zones, shared, affiliated)))
+    lines.append("")
+    return "\r\n".join(lines).encode(), emitted
+
+
 def _chunk(task: tuple[Params, int, int, dict[int, str]]) -> tuple[bytes, dict[str, int]]:
     """Rows [start, start + count) of the file, CRLF-terminated."""
     params, start, count, specials = task
+    if params.taxi == "fhv":
+        return _fhv_chunk(task)
     m = model(params.taxi)
     rng = random.Random(f"{params.seed}:{params.taxi}:{params.month}:{params.rows}:{start}")
     rnd = rng.random
@@ -315,7 +383,7 @@ def _chunk(task: tuple[Params, int, int, dict[int, str]]) -> tuple[bytes, dict[s
 
 def _plan(params: Params) -> list[tuple[Params, int, int, dict[int, str]]]:
     rng = random.Random(f"{params.seed}:{params.taxi}:{params.month}:{params.rows}:plan")
-    wanted = planned_counts(params.rows, params.repeats)
+    wanted = planned_counts(params.rows, params.repeats, params.taxi)
     positions = rng.sample(range(params.rows), sum(wanted.values()))
     kinds = [kind for kind, n in wanted.items() for _ in range(n)]
     tasks = []
@@ -345,7 +413,7 @@ def generate(
 ) -> Generated:
     """Write the month's file under `out` unless the same parameters already made it; say where it is."""
     datetime.strptime(month + "-01", "%Y-%m-%d")  # a YYYY-MM month, or ValueError
-    model(taxi)  # fail early on an unknown taxi; forked workers inherit the parsed model
+    header(taxi)  # fail early on an unknown taxi; forked workers inherit the parsed model
     params = Params(taxi=taxi, month=month, rows=rows, seed=seed, repeats=repeats)
     path = output_path(out, taxi, month)
     sidecar = _read_sidecar(path)
@@ -371,7 +439,7 @@ def generate(
                 filename=path.name, mode="wb", fileobj=raw, compresslevel=COMPRESS_LEVEL, mtime=0
             ) as gz,
         ):
-            gz.write((model(taxi).header + "\r\n").encode())
+            gz.write((header(taxi) + "\r\n").encode())
             if jobs == 1:
                 chunks = map(_chunk, tasks)
                 for data, emitted in chunks:
@@ -395,7 +463,7 @@ def generate(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--taxi", required=True, choices=["green", "yellow"])
+    parser.add_argument("--taxi", required=True, choices=["green", "yellow", "fhv"])
     parser.add_argument("--month", required=True, help="YYYY-MM: pickups fall in this month")
     parser.add_argument("--rows", type=int, required=True, help="data rows (header excluded)")
     parser.add_argument("--out", type=Path, required=True, help="folder; the file goes to <out>/<taxi>/")

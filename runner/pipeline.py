@@ -82,6 +82,7 @@ class Warehouse(Protocol):
     ) -> list[dict[str, Any]]: ...
     def month_states(self, rule: str, loads: str | None = None) -> list[dict[str, Any]]: ...
     def model_loads(self, relation: str) -> list[dict[str, Any]] | None: ...
+    def select(self, sql: str, needs: str) -> list[dict[str, Any]] | None: ...
     def relation_comment(self, relation: str) -> str | None: ...
     def models_lock(self) -> AbstractContextManager[None]: ...
     def merge_lock(self) -> AbstractContextManager[None]: ...
@@ -311,15 +312,21 @@ class Pipeline:
     def build_models(self, changed: list[tuple[str, Month]], state: ModelsState, result: RunResult) -> None:
         """Build what is downstream of the months changed and the months behind, for those months only.
 
-        The selection is the main tables changed and what is downstream of them (dbt's `green_tripdata+`),
-        with var refresh_months: the incremental models replace those file months, the data tests
-        check those months. A seed or view whose file changed since it was built is rebuilt, and with
+        The selection is the main tables changed and what is downstream of them (dbt's `green_tripdata+`)
+        that holds their taxi type (tag `green` or `every_taxi`: the ledger's view links every main
+        table to every model, and a green month must not rebuild the fhv marts), with var
+        refresh_months: the incremental models replace those file months, the data tests check those
+        months. A seed or view whose file changed since it was built is rebuilt, and with
         it every month (the mart names zones, sums what fact_trips says). Models never built: the
         whole project, once.
         """
         months = sorted({month for _, month in changed} | {month for _, month in state.behind})
         taxis = sorted({taxi for taxi, _ in changed} | {taxi for taxi, _ in state.behind})
-        select: list[str] | None = [f"{self.project.taxi(taxi).main_table}+" for taxi in taxis]
+        select: list[str] | None = [
+            f"{self.project.taxi(taxi).main_table}+,tag:{tag}"
+            for taxi in taxis
+            for tag in (taxi, "every_taxi")
+        ]
         if not state.built:
             select = None  # the first build makes every model; a plain build takes every month
         elif state.changed:

@@ -98,6 +98,10 @@ class MonthStates:
             loads = None
         return self._query(month_states_sql(rule, loads or "{ledger}")) or []
 
+    def select(self, sql: str, needs: str) -> list[dict[str, Any]] | None:
+        """The rows of a compiled analysis (`runner report`); None when `needs` (a relation) is missing."""
+        return self._query(sql, needs=needs)
+
 
 @dataclass
 class Warehouse(MonthStates):

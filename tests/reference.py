@@ -81,29 +81,60 @@ def _numeric(text: str) -> str | None:
     return str(int(value)) if value == value.to_integral_value() else format(value.normalize(), "f")
 
 
+def _text(text: str) -> str | None:
+    return text.replace("\\", "\\\\").replace("|", "\\|") if text else None
+
+
+# Each taxi type's identity fields, told apart by a column only its files have (the landing source's
+# meta.unique_row_id); a field named "pickup"/"dropoff" is the file's own pickup/dropoff column.
+IDENTITIES = {
+    "vendorid": (
+        ("vendorid", _integer),
+        ("pickup", _timestamp),
+        ("dropoff", _timestamp),
+        ("pulocationid", _integer),
+        ("dolocationid", _integer),
+        ("fare_amount", _numeric),
+        ("trip_distance", _numeric),
+    ),
+    # fhv: every column of the file
+    "dispatching_base_num": (
+        ("dispatching_base_num", _text),
+        ("pickup", _timestamp),
+        ("dropoff", _timestamp),
+        ("pulocationid", _integer),
+        ("dolocationid", _integer),
+        ("sr_flag", _integer),
+        ("affiliated_base_number", _text),
+    ),
+}
+
+
 def row_id(header: list[str], row: list[str]) -> str:
     named = dict(zip(header, row, strict=True))
-    pickup = next(name for name in header if name.endswith("pickup_datetime"))
-    dropoff = next(name for name in header if name.endswith("dropoff_datetime"))
-    fields = [
-        _integer(named["vendorid"]),
-        _timestamp(named[pickup]),
-        _timestamp(named[dropoff]),
-        _integer(named["pulocationid"]),
-        _integer(named["dolocationid"]),
-        _numeric(named["fare_amount"]),
-        _numeric(named["trip_distance"]),
-    ]
-    text = "|".join(r"\N" if value is None else value for value in fields)
+    named["pickup"] = named[next(name for name in header if name.endswith("pickup_datetime"))]
+    named["dropoff"] = named[next(name for name in header if name.endswith("dropoff_datetime"))]
+    (identity,) = (fields for marker, fields in IDENTITIES.items() if marker in header)
+    values = [encode(named[name]) for name, encode in identity]
+    text = "|".join(r"\N" if value is None else value for value in values)
     return hashlib.md5(text.encode()).hexdigest()
 
 
 # The TLC data dictionary's integer and text columns; timestamps end in `datetime`; the rest are amounts
 # and distances (exact decimals).
 INTEGER_COLUMNS = frozenset(
-    ("vendorid", "ratecodeid", "pulocationid", "dolocationid", "passenger_count", "payment_type", "trip_type")
+    [
+        "vendorid",
+        "ratecodeid",
+        "pulocationid",
+        "dolocationid",
+        "passenger_count",
+        "payment_type",
+        "trip_type",
+        "sr_flag",
+    ]
 )
-TEXT_COLUMNS = frozenset(("store_and_fwd_flag",))
+TEXT_COLUMNS = frozenset(("store_and_fwd_flag", "dispatching_base_num", "affiliated_base_number"))
 
 
 @dataclass

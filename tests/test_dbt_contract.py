@@ -125,7 +125,7 @@ def test_nothing_to_merge_fails_naming_the_month_and_the_ways_to_land_it(dbt, db
     [
         (
             {"taxi": "purple", "month": "2019-01"},
-            "taxi=purple is not a known taxi type: use one of green, yellow",
+            "taxi=purple is not a known taxi type: use one of fhv, green, yellow",
         ),
         ({"taxi": "green", "month": "2019-13"}, "month=2019-13 is not a month: use YYYY-MM"),
         ({"taxi": "green", "month": "2019-1"}, "month=2019-1 is not a month"),

@@ -148,4 +148,4 @@ def test_backfill_offers_exactly_the_projects_months() -> None:
     months = [f"{year}-{month:02d}" for year in (2019, 2020, 2021) for month in range(1, 13)][:31]
     assert months[0] == "2019-01" and months[-1] == "2021-07"
     assert inputs["start"]["values"] == months and inputs["end"]["values"] == months
-    assert inputs["taxi"]["values"] == ["green", "yellow"]
+    assert inputs["taxi"]["values"] == ["fhv", "green", "yellow"]

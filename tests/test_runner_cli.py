@@ -101,6 +101,14 @@ def test_downloads_over_http_with_retries_and_failures(http, db, warehouse_env, 
     grid = runner("status", env=warehouse_env, cache=tmp_path)
     assert "95,120" in grid.stdout and "2021-07" in grid.stdout
 
+    # the report: its path on stdout (tests/test_report.py checks its figures and renders it)
+    page = tmp_path / "report.html"
+    made = runner("report", "--out", str(page), env=warehouse_env, cache=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == str(page) and "green_tripdata_2020-11.csv.gz" in page.read_text()
+    outside = runner("report", "--month", "2018-12", env=warehouse_env, cache=tmp_path)
+    assert outside.returncode == 2 and "outside the project's range" in outside.stderr
+
 
 def test_overlapping_loads_leave_no_duplicates(db, warehouse_env, tmp_path):
     """Two runners on the same month at once, and a third on another month, all at the same time."""
@@ -212,5 +220,16 @@ def test_help_explains_every_command(tmp_path):
     listed = {
         line.strip("│ ").split()[0] for line in done.stdout.splitlines() if len(line.strip("│ ").split()) > 1
     }
-    for command in ("load", "backfill", "status", "remove", "schedule", "db", "cache", "gcp", "kestra"):
+    for command in (
+        "load",
+        "backfill",
+        "status",
+        "report",
+        "remove",
+        "schedule",
+        "db",
+        "cache",
+        "gcp",
+        "kestra",
+    ):
         assert command in listed, done.stdout

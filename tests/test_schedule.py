@@ -36,7 +36,7 @@ from runner.schedule import (
 )
 
 UTC = timezone.utc
-TAXIS = ("green", "yellow")
+TAXIS = ("fhv", "green", "yellow")
 RUNNER = [sys.executable, "-m", "runner"]
 
 
@@ -118,6 +118,7 @@ def test_the_repository_config_is_the_reference_schedule():
     assert [(t.name, t.taxi, t.cron, t.month) for t in config.triggers] == [
         ("green", "green", "0 9 1 * *", "previous"),
         ("yellow", "yellow", "0 10 1 * *", "previous"),
+        ("fhv", "fhv", "0 11 1 * *", "previous"),  # not in the reference: an hour after yellow
     ]
 
 

@@ -8,7 +8,7 @@ from conftest import ROOT
 from sqlfluff.core import FluffConfig, Linter
 
 
-@pytest.mark.parametrize("taxi", ["green", "yellow"])
+@pytest.mark.parametrize("taxi", ["green", "yellow", "fhv"])
 def test_compiled_month_select_is_clean_postgres_sql(dbt, taxi):
     variables = f"{{taxi: {taxi}, month: '2020-10'}}"
     result = dbt.invoke(["compile", "--select", f"{taxi}_tripdata", "--vars", variables])
@@ -36,6 +36,9 @@ ANALYTICS = [
     "dim_zones",
     "fact_trips",
     "dm_monthly_zone_revenue",
+    "stg_fhv_tripdata",
+    "fact_fhv_trips",
+    "dm_fhv_monthly_zone_travel_time",
 ]
 # dbt quotes relations (RF06); compiled SQL keeps Jinja-made lines, indents and endings;
 # `select * from <cte>` is dbt's style (AM04)

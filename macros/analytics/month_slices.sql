@@ -75,6 +75,8 @@
 {% macro in_refresh_months(column='file_month') %}
     {#- The filter of an incremental build: the file months it replaces. -#}
     {%- set months = refresh_months() -%}
+    {#- the taxi types the model holds: its tags (models/*/_*.yml) -#}
+    {%- set taxis = tripdata_taxis() if 'every_taxi' in model.tags else model.tags | select('in', tripdata_taxis()) | list -%}
     {%- if months -%}
         {{ in_file_months(column, months) }}
     {%- elif 'load_id' not in adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
@@ -85,10 +87,11 @@
         {{ column }} in (
             select loads.file_month
             from ({{ current_loads() }}) as loads
-            where not exists (
-                select 1 from {{ this }} as built
-                where built.load_id = loads.load_id
-            )
+            where loads.taxi in ({% for taxi in taxis %}{{ sql_string(taxi) }}{{ ', ' if not loop.last }}{% endfor %})
+                and not exists (
+                    select 1 from {{ this }} as built
+                    where built.load_id = loads.load_id
+                )
         )
     {%- endif -%}
 {% endmacro %}

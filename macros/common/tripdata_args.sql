@@ -14,13 +14,14 @@
 
 
 {% macro tripdata_spec(taxi) %}
-    {#- A taxi type's CSV layout: columns in file order with portable types, and its pickup column. -#}
+    {#- A taxi type's CSV layout: columns in file order with portable types, its pickup and dropoff columns, its identity fields. -#}
     {%- for node in graph.sources.values() if node.source_name == 'landing' and node.name == taxi ~ '_tripdata' -%}
         {{ return({
             'taxi': taxi,
             'columns': node.columns.values() | list,
             'pickup_column': node.meta.pickup_column,
             'dropoff_column': node.meta.dropoff_column,
+            'identity': node.meta.unique_row_id,
         }) }}
     {%- endfor -%}
     {{ exceptions.raise_compiler_error("taxi '" ~ taxi ~ "' has no table in the landing source") }}

@@ -1,26 +1,36 @@
 {#-
-    unique_row_id: md5 hex of the reference's seven identity fields, the same on every warehouse.
+    unique_row_id: md5 hex of a taxi type's seven identity fields, the same on every warehouse.
+    The fields are the landing source's `meta.unique_row_id` (models/tripdata/_landing__sources.yml),
+    each of the kind its column's data_type says.
 
     Each field is written in one canonical text form before hashing, so the typed values
     (not the CSV spelling: `.79` and `0.790` are one amount) decide the id:
       integers    decimal digits, `-` when negative                      2
       timestamps  microseconds since 1970-01-01 00:00, civil time as UTC  1601512279000000
       numerics    shortest exact decimal, no trailing zeros              0.79, 12, -2.5
+      text        as published, `\` written `\\` and `|` written `\|`     B00001
       NULL        \N
-    joined with `|`. No encoded field can contain `|` or a backslash, so the joined string
-    decodes to exactly one combination of fields: two different rows cannot share an input.
+    joined with `|`. No encoded field holds an unescaped `|`, and only NULL is written `\N`, so
+    the joined string decodes to exactly one combination of fields: two different rows cannot
+    share an input.
 -#}
 
 {% macro unique_row_id_fields(spec) %}
-    {{ return([
-        ('vendorid', 'integer'),
-        (spec.pickup_column, 'timestamp'),
-        (spec.dropoff_column, 'timestamp'),
-        ('pulocationid', 'integer'),
-        ('dolocationid', 'integer'),
-        ('fare_amount', 'numeric'),
-        ('trip_distance', 'numeric'),
-    ]) }}
+    {#- [(column, kind)] in the order they are hashed; kind is the column's portable data_type. -#}
+    {%- set kinds = {} -%}
+    {%- for column in spec.columns -%}
+        {%- do kinds.update({column.name: column.data_type}) -%}
+    {%- endfor -%}
+    {%- set fields = [] -%}
+    {%- for name in spec.identity -%}
+        {%- if name not in kinds -%}
+            {{ exceptions.raise_compiler_error(
+                "landing source " ~ spec.taxi ~ "_tripdata: meta.unique_row_id names " ~ name ~ ", not one of its columns"
+            ) }}
+        {%- endif -%}
+        {%- do fields.append((name, kinds[name])) -%}
+    {%- endfor -%}
+    {{ return(fields) }}
 {% endmacro %}
 
 
@@ -42,6 +52,8 @@
             {%- set text = 'cast(cast(extract(epoch from ' ~ column ~ ') * 1000000 as bigint) as text)' -%}
         {%- elif kind == 'numeric' -%}
             {%- set text = 'cast(trim_scale(' ~ column ~ ') as text)' -%}
+        {%- elif kind == 'text' -%}
+            {%- set text = "replace(replace(" ~ column ~ ", '\\', '\\\\'), '|', '\\|')" -%}
         {%- else -%}
             {%- set text = 'cast(' ~ column ~ ' as text)' -%}
         {%- endif -%}
@@ -63,6 +75,8 @@
             {%- set text = 'cast(unix_micros(timestamp(' ~ column ~ ')) as string)' -%}
         {%- elif kind == 'numeric' -%}
             {%- set text = "regexp_replace(regexp_replace(cast(" ~ column ~ " as string), r'(\\.[0-9]*?)0+$', r'\\1'), r'\\.$', '')" -%}
+        {%- elif kind == 'text' -%}
+            {%- set text = "replace(replace(" ~ column ~ ", '\\\\', '\\\\\\\\'), '|', '\\\\|')" -%}
         {%- else -%}
             {%- set text = 'cast(' ~ column ~ ' as string)' -%}
         {%- endif -%}

@@ -6,7 +6,7 @@ trips as (
 
     select * from {{ ref('fact_trips') }}
     {%- if is_incremental() %}
-        where {{ in_refresh_months('file_month') }}
+        where {{ in_refresh_months() }}
     {%- endif %}
 
 ),
@@ -39,7 +39,9 @@ zone_revenue as (
         count(*) as total_monthly_trips,
         avg(passenger_count) as avg_monthly_passenger_count,
         avg(trip_distance) as avg_monthly_trip_distance,
-        sum(case when is_pickup_outside_file_month then 1 else 0 end) as pickups_outside_file_month
+        sum(case when is_pickup_outside_file_month then 1 else 0 end) as pickups_outside_file_month,
+        sum(case when has_negative_amount then 1 else 0 end) as trips_with_negative_amount,
+        sum(case when vendor_id is null then 1 else 0 end) as trips_without_vendor
     from trips
     group by pickup_location_id, file_month, service_type, load_id
 
@@ -59,6 +61,8 @@ final as (
         zone_revenue.avg_monthly_passenger_count,
         zone_revenue.avg_monthly_trip_distance,
         zone_revenue.pickups_outside_file_month,
+        zone_revenue.trips_with_negative_amount,
+        zone_revenue.trips_without_vendor,
         loads.finished_at as loaded_at,
         zone_revenue.load_id
     from zone_revenue

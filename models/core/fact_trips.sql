@@ -45,7 +45,7 @@ trips_to_build as (
 
     select * from trips
     {%- if is_incremental() %}
-        where {{ in_refresh_months('file_month') }}
+        where {{ in_refresh_months() }}
     {%- endif %}
 
 ),

@@ -14,15 +14,24 @@ current_loads as (
 
 ),
 
-mart as (
+zone_revenue as (
 
     select * from {{ ref('dm_monthly_zone_revenue') }}
 
 ),
 
+fhv_travel_time as (
+
+    select * from {{ ref('dm_fhv_monthly_zone_travel_time') }}
+
+),
+
 built_loads as (
 
-    select distinct load_id from mart
+    -- the loads the marts were built from: green and yellow in one, fhv in the other
+    select load_id from zone_revenue
+    union distinct
+    select load_id from fhv_travel_time
 
 ),
 

@@ -3,7 +3,7 @@
     key, and a query of fact_trips that does not use loaded_at skips fact_trips' join to it.
     The main tables' materialization makes the ledger: this view is built after them.
 -#}
--- depends_on: {{ ref('green_tripdata') }}, {{ ref('yellow_tripdata') }}
+-- depends_on: {{ ref('green_tripdata') }}, {{ ref('yellow_tripdata') }}, {{ ref('fhv_tripdata') }}
 
 select
     -- ids

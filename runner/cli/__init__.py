@@ -3,6 +3,7 @@
 Thin commands: they parse options, pick the server, report progress and results; the work is in
 the core modules (runner/pipeline.py, runner/schedule.py, ...). One module per command group:
   loads.py     load, backfill, remove, status
+  report.py    report (the HTML page; runner/report.py makes it)
   schedule.py  schedule
   db.py        db start, stop, status, url, env, reset (the embedded PostgreSQL)
   cache.py     cache clean
@@ -20,11 +21,11 @@ import sys
 
 import typer
 
-from runner.cli import cache, db, gcp, kestra, loads, schedule
+from runner.cli import cache, db, gcp, kestra, loads, report, schedule
 from runner.cli.common import EXIT_INTERRUPTED, EXIT_USAGE
 
 app = typer.Typer(
-    help="Load NYC taxi trip files (green, yellow; 2019-01 to 2021-07) into Postgres or BigQuery with dbt.",
+    help="Load NYC trip files (green, yellow, fhv; 2019-01 to 2021-07) into Postgres or BigQuery with dbt.",
     rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -33,6 +34,7 @@ app.command()(loads.load)
 app.command()(loads.backfill)
 app.command()(loads.remove)
 app.command()(loads.status)
+app.command()(report.report)
 app.command()(schedule.schedule)
 app.add_typer(db.app, name="db")
 app.add_typer(cache.app, name="cache")

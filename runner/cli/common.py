@@ -38,7 +38,7 @@ TargetOption = Annotated[
 ]
 
 TaxiOption = Annotated[
-    list[str], typer.Option("--taxi", "-t", help="Taxi type: green or yellow (repeat for both).")
+    list[str], typer.Option("--taxi", "-t", help="Taxi type: green, yellow or fhv (repeatable).")
 ]
 SourceOption = Annotated[
     str | None,

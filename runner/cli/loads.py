@@ -282,7 +282,7 @@ def backfill(
 
 
 def remove(
-    taxi: Annotated[str, typer.Option("--taxi", "-t", help="Taxi type: green or yellow.")],
+    taxi: Annotated[str, typer.Option("--taxi", "-t", help="Taxi type: green, yellow or fhv.")],
     month: MonthOption,
     reason: Annotated[str | None, typer.Option(help="Why, for the ledger.")] = None,
     yes: YesOption = False,

@@ -1,4 +1,4 @@
-"""Stand-ins for dbt's `target` and `adapter` when sqlfluff lints models with its jinja templater.
+"""Stand-ins for dbt's `target`, `adapter`, `model` and `graph` when sqlfluff lints models (jinja templater).
 
 The jinja templater renders without dbt: a dispatched macro renders as a call of its name
 (`month_start(pickup)`), which parses as SQL. What dbt really compiles for each warehouse is
@@ -37,3 +37,10 @@ class _Exceptions:
 
 
 exceptions = _Exceptions()
+
+
+# The model being rendered: incremental filters read the taxi types it holds from its tags.
+model = SimpleNamespace(tags=["green"])
+# dbt's graph, as far as the models' macros read it: one taxi type in the landing source.
+_GREEN = SimpleNamespace(source_name="landing", name="green_tripdata")
+graph = SimpleNamespace(sources={"source.nyc_taxi.landing.green_tripdata": _GREEN})
