@@ -207,6 +207,13 @@ def dbt_for(project_dir: Path, target: str = "pg") -> Dbt:
     return Dbt(project_dir=project_dir, profiles_dir=project_dir / "profiles", target=target)
 
 
+def handled_signals() -> dict[int, Any]:
+    """SIGINT and SIGTERM with their handlers, but not one the runner was started ignoring
+    (`nohup`, a shell's background job): there the user asked for the run not to be stopped by it."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    return {signum: handler for signum, handler in handlers.items() if handler is not signal.SIG_IGN}
+
+
 @contextmanager
 def _signals_deferred() -> Iterator[None]:
     """SIGINT and SIGTERM received inside the block raise KeyboardInterrupt when it ends."""
@@ -214,7 +221,7 @@ def _signals_deferred() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = handled_signals()
     for signum in previous:
         signal.signal(signum, lambda number, frame: received.append(number))
     try:

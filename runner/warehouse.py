@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.csvfile import CsvStream, FileError, describe
+from runner.dbt import handled_signals
 from runner.project import Month, Project, TaxiSpec
 
 COPY_CHUNK = 1 << 20  # bytes handed to the server per write: bounded memory on any file size
@@ -70,7 +71,7 @@ def interrupts_noted() -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield noted
         return
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = handled_signals()
 
     def note(signum: int, frame: object) -> None:
         noted.append(signum)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -41,6 +42,14 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The tests stop runners with SIGINT, as a terminal's Ctrl-C does. A suite started as a
+    # background job (`pytest &` in a script, nohup) ignores SIGINT, and so would every runner it
+    # starts (an ignored signal stays ignored across exec): give the session Python's own handling.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -106,6 +106,26 @@ def assert_clean_interrupt(code: int, stderr: str) -> None:
     assert "rolled back and marked failed" not in stderr
 
 
+def test_a_signal_the_runner_was_started_ignoring_stays_ignored():
+    """`nohup runner backfill &`: SIGINT was ignored when the runner started, and stays ignored in
+    the steps that catch signals themselves (the COPY, dbt's start); SIGTERM still stops it."""
+    from runner.dbt import _signals_deferred
+    from runner.warehouse import interrupts_noted
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_noted() as noted, _signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # a handler, had one been set, runs by now
+        assert noted == []
+        with pytest.raises(KeyboardInterrupt), interrupts_noted() as noted:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+        assert noted == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def loaded(pg_server, clean_warehouse, warehouse_env, tmp_path):
     """Green 2020-10 loaded from the real file; a republished copy with one total_amount changed."""

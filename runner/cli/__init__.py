@@ -50,7 +50,8 @@ def main() -> None:
     """Console entry point: exit 0 ok, 1 a month failed, 2 bad usage or a crash, 130 interrupted."""
     import signal
 
-    signal.signal(signal.SIGTERM, _stop)
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:  # started ignoring it: left so
+        signal.signal(signal.SIGTERM, _stop)
     try:
         app()
     except KeyboardInterrupt:
