@@ -50,7 +50,9 @@ def main() -> None:
     """Console entry point: exit 0 ok, 1 a month failed, 2 bad usage or a crash, 130 interrupted."""
     import signal
 
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:  # started ignoring it: left so
+    from runner.dbt import handled_signals
+
+    if signal.SIGTERM in handled_signals():  # one the runner was started ignoring stays ignored
         signal.signal(signal.SIGTERM, _stop)
     try:
         app()
