@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from runner import signals
 
 DBT_LOCATION = re.compile(
     r"\s*(Encountered an error while running operation: )?"
@@ -84,7 +83,7 @@ class Dbt:
         half-initialised and prints its own traceback; the run then stops having changed nothing.
         """
         if self._runner is None:
-            with _signals_deferred():
+            with signals.deferred():
                 from dbt.cli.main import dbtRunner
                 from dbt.exceptions import UninstalledPackagesFoundError
 
@@ -111,7 +110,7 @@ class Dbt:
     def project_settings(self) -> Any:
         """dbt_project.yml as dbt reads it (vars, paths), after the parse has set dbt's flags."""
         self.parse()
-        with _signals_deferred():  # dbt's modules load here: as with the parse, Ctrl-C waits
+        with signals.deferred():  # dbt's modules load here: as with the parse, Ctrl-C waits
             from dbt.config.project import PartialProject
             from dbt.config.renderer import DbtProjectYamlRenderer
 
@@ -123,7 +122,10 @@ class Dbt:
         """Run one dbt command; dbt's console output is silenced (it still logs to logs/dbt.log)."""
         self.parse()
         self._errors.clear()
-        result = self._runner.invoke([*command, "--log-level", "none", *self._common_args()])
+        with signals.noted() as interrupts:
+            result = self._runner.invoke([*command, "--log-level", "none", *self._common_args()])
+        if interrupts:  # dbt may have made an error of its own of it (its decoders catch everything)
+            raise KeyboardInterrupt
         _raise_if_interrupted(result)
         if not result.success:
             message = self._message(f"dbt {command[0]} failed", result)
@@ -168,7 +170,7 @@ class Dbt:
         if sql not in self._compiled:
             # part of starting up, like the parse: Ctrl-C takes effect once it is done (dbt cut off
             # inside a compile can turn the interrupt into a connection error and stay unusable)
-            with _signals_deferred():
+            with signals.deferred():
                 result = self.invoke(["compile", "--inline", sql, "--no-populate-cache"])
             self._compiled[sql] = result.results[0].node.compiled_code
         return self._compiled[sql]
@@ -205,32 +207,6 @@ def dbt_for(project_dir: Path, target: str = "pg") -> Dbt:
     """The process's dbt for a project and a target: parsed once, then shared by the project's
     reader (runner/project.py) and the pipeline."""
     return Dbt(project_dir=project_dir, profiles_dir=project_dir / "profiles", target=target)
-
-
-def handled_signals() -> dict[int, Any]:
-    """SIGINT and SIGTERM with their handlers, but not one the runner was started ignoring
-    (`nohup`, a shell's background job): there the user asked for the run not to be stopped by it."""
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    return {signum: handler for signum, handler in handlers.items() if handler is not signal.SIG_IGN}
-
-
-@contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """SIGINT and SIGTERM received inside the block raise KeyboardInterrupt when it ends."""
-    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
-        yield
-        return
-    received: list[int] = []
-    previous = handled_signals()
-    for signum in previous:
-        signal.signal(signum, lambda number, frame: received.append(number))
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if received:
-        raise KeyboardInterrupt
 
 
 def _is_transient(result: Any, message: str) -> bool:

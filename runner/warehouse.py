@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from runner.csvfile import CsvStream, FileError, describe
-from runner.dbt import handled_signals
 from runner.project import Month, Project, TaxiSpec
+from runner.signals import noted
 
 COPY_CHUNK = 1 << 20  # bytes handed to the server per write: bounded memory on any file size
 
@@ -58,32 +58,6 @@ def connection_lost(error: Exception) -> WarehouseError:
         " run the same command again to load the rest",
         transient=True,
     )
-
-
-@contextmanager
-def interrupts_noted() -> Iterator[list[int]]:
-    """Inside the block Ctrl-C and SIGTERM raise KeyboardInterrupt as always, and are also noted in
-    the list it yields: psycopg2 turns an exception raised in a COPY's read() into a failed COPY."""
-    import signal
-    import threading
-
-    noted: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield noted
-        return
-    previous = handled_signals()
-
-    def note(signum: int, frame: object) -> None:
-        noted.append(signum)
-        raise KeyboardInterrupt
-
-    for signum in previous:
-        signal.signal(signum, note)
-    try:
-        yield noted
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 class MonthStates:
@@ -194,7 +168,7 @@ class Warehouse(MonthStates):
         """Stream the file into the month's landing table (tripdata_begin_load made it ready)."""
         import psycopg2
 
-        with CsvStream(spec, month, path, progress=progress) as stream, interrupts_noted() as interrupts:
+        with CsvStream(spec, month, path, progress=progress) as stream, noted() as interrupts:
             try:
                 self.copy_month(spec, month, stream)
             except psycopg2.Error as error:

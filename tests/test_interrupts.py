@@ -109,21 +109,42 @@ def assert_clean_interrupt(code: int, stderr: str) -> None:
 def test_a_signal_the_runner_was_started_ignoring_stays_ignored():
     """`nohup runner backfill &`: SIGINT was ignored when the runner started, and stays ignored in
     the steps that catch signals themselves (the COPY, dbt's start); SIGTERM still stops it."""
-    from runner.dbt import _signals_deferred
-    from runner.warehouse import interrupts_noted
+    from runner import signals
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with interrupts_noted() as noted, _signals_deferred():
+        with signals.noted() as noted, signals.deferred():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.1)  # a handler, had one been set, runs by now
         assert noted == []
-        with pytest.raises(KeyboardInterrupt), interrupts_noted() as noted:
+        with pytest.raises(KeyboardInterrupt), signals.noted() as noted:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.1)
         assert noted == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_dbt_makes_an_error_of_is_still_an_interrupt(dbt, monkeypatch):
+    """Ctrl-C while dbt decodes its artifacts: mashumaro's generated decoders catch everything (a bare
+    `except:`) and raise their own InvalidFieldValue, which dbt reports as a failed command. In CI a
+    load interrupted at that moment failed its month with 'Field "config" of type MacroConfig ...'
+    and exit 1. The runner still takes it for the interrupt it was."""
+    import dbt.cli.requires as requires
+
+    def decoding_artifacts(*args, **kwargs) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler raises KeyboardInterrupt here
+        except:  # noqa: E722 (what mashumaro's decoders do)
+            raise ValueError('Field "config" of type MacroConfig in Macro has invalid value') from None
+
+    dbt.parse()  # as the runner does before any command (the parse holds signals until it is done)
+    monkeypatch.setattr(requires, "setup_manifest", decoding_artifacts)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        dbt.invoke(["ls"])
+    assert time.monotonic() - started < 5  # the signal reached the decoder, not only the runner
 
 
 @pytest.fixture

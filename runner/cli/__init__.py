@@ -50,9 +50,9 @@ def main() -> None:
     """Console entry point: exit 0 ok, 1 a month failed, 2 bad usage or a crash, 130 interrupted."""
     import signal
 
-    from runner.dbt import handled_signals
+    from runner import signals
 
-    if signal.SIGTERM in handled_signals():  # one the runner was started ignoring stays ignored
+    if signal.SIGTERM in signals.handled():  # one the runner was started ignoring stays ignored
         signal.signal(signal.SIGTERM, _stop)
     try:
         app()

@@ -1,0 +1,71 @@
+"""Ctrl-C and SIGTERM, the runner's one set of rules for them.
+
+A signal stops a run with KeyboardInterrupt, and the pipeline settles the month in progress. Two
+kinds of code need help with that: code that, cut off, is left half-initialised (dbt importing and
+parsing: `deferred`), and code that catches every exception and so can turn the KeyboardInterrupt
+into an error of its own (psycopg2's COPY, dbt's artifact decoders: `noted`). A signal the runner
+was started ignoring (`nohup`, a shell's background job) stays ignored in both.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def handled() -> dict[int, Any]:
+    """SIGINT and SIGTERM with their handlers, but not one the runner was started ignoring: there
+    the user asked for the run not to be stopped by it."""
+    handlers = {signum: signal.getsignal(signum) for signum in STOPPING_SIGNALS}
+    return {signum: handler for signum, handler in handlers.items() if handler is not signal.SIG_IGN}
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Signals received inside the block raise KeyboardInterrupt when it ends."""
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        yield
+        return
+    received: list[int] = []
+    previous = handled()
+    for signum in previous:
+        signal.signal(signum, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def noted() -> Iterator[list[int]]:
+    """Inside the block a signal does what it did before (inside `deferred` it waits, elsewhere it
+    raises KeyboardInterrupt) and is also noted in the list the block gets: whatever the code made
+    of the KeyboardInterrupt, the list says the run was interrupted."""
+    noted_signals: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted_signals
+        return
+    previous = handled()
+
+    def note(signum: int, frame: Any) -> None:
+        noted_signals.append(signum)
+        handler = previous[signum]
+        if not callable(handler):  # SIG_DFL: the runner's own SIGTERM handler is not set in-process
+            raise KeyboardInterrupt
+        handler(signum, frame)
+
+    for signum in previous:
+        signal.signal(signum, note)
+    try:
+        yield noted_signals
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
