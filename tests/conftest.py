@@ -111,13 +111,18 @@ def db(pg_server: EmbeddedPostgres, clean_warehouse: None) -> Iterator:
     connection.close()
 
 
-@pytest.fixture
-def clean_warehouse(pg_server: EmbeddedPostgres, warehouse_env: dict[str, str]) -> None:
-    connection = pg_server.connect()
+def empty_postgres(server: EmbeddedPostgres) -> None:
+    """The test server without the project's schemas: as before a first load."""
+    connection = server.connect()
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute("; ".join(f"drop schema if exists {schema} cascade" for schema in SCHEMAS))
     connection.close()
+
+
+@pytest.fixture
+def clean_warehouse(pg_server: EmbeddedPostgres, warehouse_env: dict[str, str]) -> None:
+    empty_postgres(pg_server)
 
 
 @pytest.fixture

@@ -10,38 +10,63 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import BUNDLED
+from conftest import BUNDLED, empty_postgres
 from reference import read_rows, write_month
 
+from runner.pipeline import Pipeline, Settings
 from runner.project import Month
 from runner.report import write_report
+from runner.warehouse import Warehouse
 
 CHARTS = ("loads", "trips", "revenue", "zones_month", "zones_all", "performance")
 
 
-@pytest.fixture
-def report(make_pipeline, project, dbt, db, tmp_path) -> tuple[Path, dict]:
-    """The page for a warehouse with two real months loaded and one month that failed."""
-    runs = [(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))]
-    assert not make_pipeline().run(runs).failed
-    header, rows = read_rows(BUNDLED / "green" / "green_tripdata_2020-10.csv.gz")
-    bad = tmp_path / "bad"
-    write_month(bad, "green", "2020-11", ["vendor", *header[1:]], rows[:50])  # a wrong header
-    failed = make_pipeline(source=bad).run([(project.taxi("green"), Month(2020, 11))])
-    assert failed.failed
+@dataclass
+class Report:
+    page: Path
+    data: dict  # the figures the page embeds
+    db: Any  # a connection to the warehouse it reports on
 
-    pipeline = make_pipeline()
-    page = write_report(dbt, pipeline.warehouse, tmp_path / "report.html")
+
+@pytest.fixture(scope="module")
+def report(pg_server, warehouse_env, project, dbt, tmp_path_factory) -> Iterator[Report]:
+    """The page for a warehouse with two real months loaded and one month that failed: made once,
+    the module's Postgres tests only read it and the warehouse."""
+    empty_postgres(pg_server)
+    folder = tmp_path_factory.mktemp("report")
+
+    def pipeline(source: Path) -> Pipeline:
+        settings = Settings(source=str(source), cache_dir=folder / "cache")
+        return Pipeline(project, settings, Warehouse.for_project(project), dbt)
+
+    runs = [(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))]
+    loads = pipeline(BUNDLED)
+    assert not loads.run(runs).failed
+    header, rows = read_rows(BUNDLED / "green" / "green_tripdata_2020-10.csv.gz")
+    bad = folder / "bad"
+    write_month(bad, "green", "2020-11", ["vendor", *header[1:]], rows[:50])  # a wrong header
+    refused = pipeline(bad)
+    assert refused.run([(project.taxi("green"), Month(2020, 11))]).failed
+    page = write_report(dbt, loads.warehouse, folder / "report.html")
+    for made in (loads, refused):
+        made.warehouse.close()
+
     text = page.read_text()
     data = json.loads(
         text.split('<script type="application/json" id="report-data">')[1].split("</script>")[0]
     )
-    return page, data
+    connection = pg_server.connect()
+    connection.autocommit = True
+    yield Report(page, data, connection)
+    connection.close()
 
 
 def fetch(db, query: str) -> list[tuple]:
@@ -50,8 +75,8 @@ def fetch(db, query: str) -> list[tuple]:
         return cursor.fetchall()
 
 
-def test_the_report_shows_the_warehouses_own_figures(report, db):
-    page, data = report
+def test_the_report_shows_the_warehouses_own_figures(report):
+    page, data, db = report.page, report.data, report.db
     loads = {(row["taxi"], row["file_month"]): row for row in data["loads"]}
     ledger = dict(
         ((taxi, str(month)), (rows_in_file, rows_loaded))
@@ -130,8 +155,7 @@ class Resources(HTMLParser):
 
 
 def test_the_page_needs_no_network(report):
-    page, _ = report
-    text = page.read_text()
+    text = report.page.read_text()
     resources = Resources()
     resources.feed(text)
     assert resources.fetched == []  # Plotly's JavaScript and the data are inline
@@ -142,7 +166,7 @@ def test_the_page_renders_its_charts_in_headless_chromium_without_errors(report,
     browser = shutil.which("chromium")
     if browser is None:
         pytest.skip("Debian's chromium is not installed (scripts/bootstrap dev installs it when run as root)")
-    page, _ = report
+    page = report.page
     offline = [
         browser,
         "--headless=new",
