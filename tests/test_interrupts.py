@@ -23,6 +23,8 @@ from conftest import BUNDLED, ROOT
 from reference import expected_month, read_rows, write_month
 from runner_process import RUNNER, finish, last_success, ledger, month_ids, query, runner_env
 
+from runner.project import Month
+
 GREEN_2020_10 = BUNDLED / "green" / "green_tripdata_2020-10.csv.gz"
 DBT_INSIDES = ("Traceback", "dbt.artifacts", "has no attribute", "Field resource_type", "could not parse")
 
@@ -148,12 +150,13 @@ def test_an_interrupt_dbt_makes_an_error_of_is_still_an_interrupt(dbt, monkeypat
 
 
 @pytest.fixture
-def loaded(pg_server, clean_warehouse, warehouse_env, tmp_path):
-    """Green 2020-10 loaded from the real file; a republished copy with one total_amount changed."""
+def loaded(pg_server, make_pipeline, project, warehouse_env, tmp_path):
+    """Green 2020-10 loaded from the real file (in-process: the runner interrupted is the next one);
+    a republished copy with one total_amount changed."""
     env = runner_env(warehouse_env, tmp_path / "cache")
-    first = start("load", "--taxi", "green", "--month", "2020-10", "--source", str(BUNDLED), env=env)
-    code, stderr = finish(first)
-    assert code == 0, stderr
+    first = make_pipeline()
+    assert not first.run([(project.taxi("green"), Month(2020, 10))]).failed
+    first.warehouse.close()  # holds nothing the runners under test could wait for
     header, rows = read_rows(GREEN_2020_10)
     total = header.index("total_amount")
     rows[0][total] = str(Decimal(rows[0][total]) + 100)
