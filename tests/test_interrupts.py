@@ -54,10 +54,13 @@ def interrupt_when(
     return finish(process, timeout=120)
 
 
-def waiting_for_a_lock(connection) -> bool:
-    return query(
+def waiting_for(holder, connection) -> Callable[[], bool]:
+    """Whether a session of the server waits for a lock the `holder` connection holds."""
+    holder_pid = holder.get_backend_pid()
+    return lambda: query(
         connection,
-        "select exists (select from pg_locks where not granted and pid <> pg_backend_pid()) as waiting",
+        "select exists (select from pg_stat_activity where %s = any (pg_blocking_pids(pid))) as waiting",
+        (holder_pid,),
     )[0]["waiting"]
 
 
@@ -181,7 +184,7 @@ def test_interrupt_during_the_merge_leaves_the_old_month_and_says_so(loaded):
     with holder.cursor() as cursor:  # the swap waits for the main table
         cursor.execute("lock table nyc_taxi.green_tripdata in access exclusive mode")
 
-    code, stderr = interrupt_when(load_republished(env, republished), lambda: waiting_for_a_lock(connection))
+    code, stderr = interrupt_when(load_republished(env, republished), waiting_for(holder, connection))
     holder.rollback()
 
     assert_clean_interrupt(code, stderr)
@@ -219,9 +222,7 @@ def test_interrupt_during_the_models_build_keeps_the_month_and_the_next_run_rebu
     with holder.cursor() as cursor:  # the mart's rows wait (reading it does not; the merge needs it not)
         cursor.execute("lock table nyc_taxi_core.dm_monthly_zone_revenue in share mode")
 
-    code, stderr = interrupt_when(
-        load_republished(env, republished), lambda: waiting_for_a_lock(connection), signum
-    )
+    code, stderr = interrupt_when(load_republished(env, republished), waiting_for(holder, connection), signum)
     holder.rollback()
 
     assert_clean_interrupt(code, stderr)
