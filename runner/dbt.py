@@ -38,6 +38,12 @@ TRANSIENT_WORDS = (
 )
 
 
+# The runner's dbt calls print nothing of dbt's (dbt still logs to logs/dbt.log) and write no
+# manifest.json or run_results.json: rewriting the manifest cost 0.3 s or more per call, nothing
+# reads them, and the ledger is the record of the runner's runs.
+QUIET = ["--log-level", "none", "--no-write-json"]
+
+
 class DbtError(RuntimeError):
     """A dbt call failed; the message is dbt's own, without its log decoration.
 
@@ -88,7 +94,7 @@ class Dbt:
                 from dbt.exceptions import UninstalledPackagesFoundError
 
                 self._errors.clear()
-                parse = ["parse", "--log-level", "none", *self._common_args()]
+                parse = ["parse", *QUIET, *self._common_args()]
                 parsed = dbtRunner(callbacks=[self._collect]).invoke(parse)
                 if isinstance(parsed.exception, UninstalledPackagesFoundError):
                     # a fresh checkout: packages.yml names vendored folders, installed offline
@@ -103,7 +109,7 @@ class Dbt:
         from dbt.cli.main import dbtRunner
 
         args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
-        installed = dbtRunner(callbacks=[self._collect]).invoke(["deps", "--log-level", "none", *args])
+        installed = dbtRunner(callbacks=[self._collect]).invoke(["deps", *QUIET, *args])
         if not installed.success:
             raise DbtError(self._message("dbt deps could not install the project's packages", installed))
 
@@ -119,11 +125,11 @@ class Dbt:
             )
 
     def invoke(self, command: list[str]) -> Any:
-        """Run one dbt command; dbt's console output is silenced (it still logs to logs/dbt.log)."""
+        """Run one dbt command, quietly (QUIET)."""
         self.parse()
         self._errors.clear()
         with signals.noted() as interrupts:
-            result = self._runner.invoke([*command, "--log-level", "none", *self._common_args()])
+            result = self._runner.invoke([*command, *QUIET, *self._common_args()])
         if interrupts:  # dbt may have made an error of its own of it (its decoders catch everything)
             raise KeyboardInterrupt
         _raise_if_interrupted(result)
