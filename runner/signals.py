@@ -9,8 +9,11 @@ was started ignoring (`nohup`, a shell's background job) stays ignored in both.
 
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -69,3 +72,26 @@ def noted() -> Iterator[list[int]]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def interrupts_survive_finalizers() -> None:
+    """A KeyboardInterrupt raised inside a finalizer the garbage collector runs (multiprocessing's,
+    which dbt's thread pools use) cannot propagate: Python prints it, traceback and all, as
+    "Exception ignored in", and drops it. With this hook it is not printed, and the signal comes
+    again a moment later, once the finalizer is over, so the run still stops."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous(unraisable)
+            return
+        stopping = handled()
+        if stopping:  # SIGINT if Python handles it, else SIGTERM (Ctrl-C ignored under nohup)
+            threading.Thread(target=_deliver_later, args=(min(stopping),), daemon=True).start()
+
+    sys.unraisablehook = hook
+
+
+def _deliver_later(signum: int) -> None:
+    time.sleep(0.05)  # raised in the hook itself, it would be dropped again
+    _thread.interrupt_main(signum)

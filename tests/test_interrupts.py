@@ -152,6 +152,34 @@ def test_an_interrupt_dbt_makes_an_error_of_is_still_an_interrupt(dbt, monkeypat
     assert time.monotonic() - started < 5  # the signal reached the decoder, not only the runner
 
 
+def test_an_interrupt_that_lands_in_a_finalizer_still_stops_the_run_and_prints_nothing(capfd):
+    """Seen in a load stopped during its models build: the KeyboardInterrupt was raised inside a
+    multiprocessing finalizer the garbage collector ran, where Python prints it with a traceback
+    ("Exception ignored in") and drops it. The runner's hook prints nothing and delivers it again."""
+    import sys
+    import weakref
+
+    from runner import signals
+
+    class Resource:
+        pass
+
+    def finalizer_the_signal_landed_in() -> None:
+        raise KeyboardInterrupt  # what the SIGINT handler raises, wherever Python is
+
+    previous = sys.unraisablehook
+    try:
+        signals.interrupts_survive_finalizers()
+        resource = Resource()
+        weakref.finalize(resource, finalizer_the_signal_landed_in)
+        with pytest.raises(KeyboardInterrupt):
+            del resource  # the finalizer runs here
+            time.sleep(5)  # the interrupt, delivered again, arrives here
+    finally:
+        sys.unraisablehook = previous
+    assert "Exception ignored" not in capfd.readouterr().err
+
+
 @pytest.fixture
 def loaded(pg_server, make_pipeline, project, warehouse_env, tmp_path):
     """Green 2020-10 loaded from the real file (in-process: the runner interrupted is the next one);

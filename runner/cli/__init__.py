@@ -54,6 +54,7 @@ def main() -> None:
 
     if signal.SIGTERM in signals.handled():  # one the runner was started ignoring stays ignored
         signal.signal(signal.SIGTERM, _stop)
+    signals.interrupts_survive_finalizers()
     try:
         app()
     except KeyboardInterrupt:
