@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,20 +29,30 @@ def handled() -> dict[int, Any]:
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
-    """Signals received inside the block raise KeyboardInterrupt when it ends."""
-    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+def _handled_by(make_handler: Callable[[dict[int, Any]], Callable[[int, Any], None]]) -> Iterator[None]:
+    """Inside the block the signals `handled` names go to the handler made from their handlers
+    until then, which come back after it. Only the main thread may set handlers: elsewhere
+    nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[int] = []
     previous = handled()
+    handler = make_handler(previous)
     for signum in previous:
-        signal.signal(signum, lambda number, frame: received.append(number))
+        signal.signal(signum, handler)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Signals received inside the block raise KeyboardInterrupt when it ends."""
+    received: list[int] = []
+    with _handled_by(lambda previous: lambda signum, frame: received.append(signum)):
+        yield
     if received:
         raise KeyboardInterrupt
 
@@ -53,25 +63,19 @@ def noted() -> Iterator[list[int]]:
     raises KeyboardInterrupt) and is also noted in the list the block gets: whatever the code made
     of the KeyboardInterrupt, the list says the run was interrupted."""
     noted_signals: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield noted_signals
-        return
-    previous = handled()
 
-    def note(signum: int, frame: Any) -> None:
-        noted_signals.append(signum)
-        handler = previous[signum]
-        if not callable(handler):  # SIG_DFL: the runner's own SIGTERM handler is not set in-process
-            raise KeyboardInterrupt
-        handler(signum, frame)
+    def noting(previous: dict[int, Any]) -> Callable[[int, Any], None]:
+        def note(signum: int, frame: Any) -> None:
+            noted_signals.append(signum)
+            handler = previous[signum]
+            if not callable(handler):  # SIG_DFL: the runner's own SIGTERM handler is not set in-process
+                raise KeyboardInterrupt
+            handler(signum, frame)
 
-    for signum in previous:
-        signal.signal(signum, note)
-    try:
+        return note
+
+    with _handled_by(noting):
         yield noted_signals
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def interrupts_survive_finalizers() -> None:
