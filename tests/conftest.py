@@ -10,7 +10,8 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -125,26 +126,33 @@ def clean_warehouse(pg_server: EmbeddedPostgres, warehouse_env: dict[str, str]) 
     empty_postgres(pg_server)
 
 
-@pytest.fixture
-def make_pipeline(dbt: Dbt, project: Project, tmp_path: Path, clean_warehouse: None) -> Iterator:
-    """Pipelines on the test server; each test's warehouse starts empty."""
+@contextmanager
+def postgres_pipelines(dbt: Dbt, project: Project, cache_dir: Path) -> Iterator[Callable[..., Pipeline]]:
+    """Makes pipelines on the test server; their connections are closed when the block ends."""
     made: list[Pipeline] = []
 
     def make(source: str | Path | None = BUNDLED, force: bool = False) -> Pipeline:
         pipeline = Pipeline(
             project=project,
-            settings=Settings(
-                source=str(source) if source else None, cache_dir=tmp_path / "cache", force=force
-            ),
+            settings=Settings(source=str(source) if source else None, cache_dir=cache_dir, force=force),
             warehouse=Warehouse.for_project(project),
             dbt=dbt,
         )
         made.append(pipeline)
         return pipeline
 
-    yield make
-    for pipeline in made:
-        pipeline.warehouse.close()
+    try:
+        yield make
+    finally:
+        for pipeline in made:
+            pipeline.warehouse.close()
+
+
+@pytest.fixture
+def make_pipeline(dbt: Dbt, project: Project, tmp_path: Path, clean_warehouse: None) -> Iterator:
+    """Pipelines on the test server; each test's warehouse starts empty."""
+    with postgres_pipelines(dbt, project, tmp_path / "cache") as make:
+        yield make
 
 
 @pytest.fixture

@@ -18,13 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUNDLED, empty_postgres
+from conftest import BUNDLED, empty_postgres, postgres_pipelines
 from reference import read_rows, write_month
 
-from runner.pipeline import Pipeline, Settings
 from runner.project import Month
 from runner.report import write_report
-from runner.warehouse import Warehouse
 
 CHARTS = ("loads", "trips", "revenue", "zones_month", "zones_all", "performance")
 
@@ -42,22 +40,15 @@ def report(pg_server, warehouse_env, project, dbt, tmp_path_factory) -> Iterator
     the module's Postgres tests only read it and the warehouse."""
     empty_postgres(pg_server)
     folder = tmp_path_factory.mktemp("report")
-
-    def pipeline(source: Path) -> Pipeline:
-        settings = Settings(source=str(source), cache_dir=folder / "cache")
-        return Pipeline(project, settings, Warehouse.for_project(project), dbt)
-
     runs = [(project.taxi("green"), Month(2020, 10)), (project.taxi("yellow"), Month(2020, 7))]
-    loads = pipeline(BUNDLED)
-    assert not loads.run(runs).failed
     header, rows = read_rows(BUNDLED / "green" / "green_tripdata_2020-10.csv.gz")
     bad = folder / "bad"
     write_month(bad, "green", "2020-11", ["vendor", *header[1:]], rows[:50])  # a wrong header
-    refused = pipeline(bad)
-    assert refused.run([(project.taxi("green"), Month(2020, 11))]).failed
-    page = write_report(dbt, loads.warehouse, folder / "report.html")
-    for made in (loads, refused):
-        made.warehouse.close()
+    with postgres_pipelines(dbt, project, folder / "cache") as make_pipeline:
+        loads = make_pipeline()
+        assert not loads.run(runs).failed
+        assert make_pipeline(source=bad).run([(project.taxi("green"), Month(2020, 11))]).failed
+        page = write_report(dbt, loads.warehouse, folder / "report.html")
 
     text = page.read_text()
     data = json.loads(
