@@ -268,9 +268,12 @@ class BigQueryWarehouse(MonthStates):
             ) from error
         return uri
 
+    def begin_load_options(self) -> dict[str, Any]:
+        return {}
+
     def land(
         self, spec: TaxiSpec, month: Month, path: Path, checksum: str, progress: Callable[[int], None]
-    ) -> None:
+    ) -> dict[str, Any]:
         """Upload, then one load job replaces the landing table's rows (atomic: all rows or none)."""
         from google.api_core.exceptions import BadRequest, GoogleAPIError
         from google.cloud import bigquery
@@ -301,6 +304,7 @@ class BigQueryWarehouse(MonthStates):
             raise WarehouseError(
                 f"{describe(spec, month)}: load job from {uri} failed: {error}", transient=is_busy(error)
             ) from error
+        return {}
 
     # --- the ledger ---------------------------------------------------------------------------
 

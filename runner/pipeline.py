@@ -8,6 +8,7 @@ into the landing table -> merge (dbt). Downstream models are built once at the e
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,7 @@ __all__ = [
     "WarehouseError",
 ]
 
+MAX_COPY_STREAMS = 4
 MODEL_LOADS = "model.nyc_taxi.model_loads"  # per taxi month: the main table's load, the models' load
 LOADS = "model.nyc_taxi.stg_ingestion__loads"  # the ledger, interrupted loads shown as such
 
@@ -60,7 +62,7 @@ def make_pipeline(
     elif warehouse is None:
         from runner.warehouse import Warehouse as PostgresWarehouse
 
-        warehouse = PostgresWarehouse.for_project(project)
+        warehouse = PostgresWarehouse.for_project(project, copy_streams=settings.copy_streams)
     return Pipeline(
         project=project, settings=settings, warehouse=warehouse, dbt=dbt_for(project.root, target)
     )
@@ -73,9 +75,10 @@ class Warehouse(Protocol):
     """
 
     def runner_lock(self, taxi: str, month: Month) -> AbstractContextManager[None]: ...
+    def begin_load_options(self) -> dict[str, Any]: ...
     def land(
         self, spec: TaxiSpec, month: Month, path: Path, checksum: str, progress: Callable[[int], None]
-    ) -> None: ...
+    ) -> dict[str, Any]: ...
     def load(self, load_id: str) -> dict[str, Any] | None: ...
     def current_loads(
         self, rule: str, taxi: str | None = None, month: Month | None = None
@@ -112,6 +115,13 @@ class Settings:
     jobs: int = 1  # months loaded at once (worker processes)
     retries: int = 2  # a month that fails because the warehouse went away is tried again this often
     retry_backoff: float = 2.0  # seconds before the first retry, doubled each time
+
+    @property
+    def copy_streams(self) -> int:
+        """COPY sessions per month (Postgres): this machine's cores shared by the months loaded at
+        once, at most MAX_COPY_STREAMS. The server computes every row's id as it stores it, a
+        core's work per session; a server on this machine has these cores, another one likely more."""
+        return max(1, min(MAX_COPY_STREAMS, (os.cpu_count() or 1) // self.jobs))
 
 
 @dataclass
@@ -449,9 +459,10 @@ class Pipeline:
                 checksum=fetched.sha256,
                 header=header,  # checked there: one rule for every path that lands a file
                 readable=readable,
+                **self.warehouse.begin_load_options(),
             )
             self.reporter.stage(spec, month, "copy", total=fetched.size)
-            self.warehouse.land(spec, month, fetched.path, fetched.sha256, self.reporter.advance)
+            landed = self.warehouse.land(spec, month, fetched.path, fetched.sha256, self.reporter.advance)
             self.reporter.stage(spec, month, "merge")
             self._merge(
                 spec,
@@ -459,6 +470,7 @@ class Pipeline:
                 load_id,
                 force=self.settings.force,
                 allow_other_month=self.settings.allow_other_month,
+                **landed,
             )
         except (FileError, WarehouseError, DbtError) as error:
             if isinstance(error, FileError) and not is_local(self.settings.source):

@@ -81,6 +81,10 @@ class TaxiSpec:
     def landing_table(self, month: Month) -> str:
         return f"{self.name}_tripdata_{month.year:04d}_{month.month:02d}"
 
+    def incoming_table(self, month: Month) -> str:
+        """The table a runner load COPYs into (macros/postgres/tables.sql, incoming_relation)."""
+        return f"{self.landing_table(month)}_incoming"
+
     @property
     def main_table(self) -> str:
         return f"{self.name}_tripdata"

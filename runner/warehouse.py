@@ -9,17 +9,20 @@ dbt profile reads them, so the runner and dbt always talk to the same server.
 from __future__ import annotations
 
 import os
+import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from runner.csvfile import CsvStream, FileError, describe
+from runner.csvfile import READ_SIZE, CsvChunks, CsvPart, FileError, describe
 from runner.project import Month, Project, TaxiSpec
 from runner.signals import noted
 
-COPY_CHUNK = 1 << 20  # bytes handed to the server per write: bounded memory on any file size
+# where a COPY error names the line it was on: "COPY <table>, line <n>"
+COPY_CONTEXT = re.compile(r"COPY \S+, line (\d+)")
 
 
 class WarehouseError(Exception):
@@ -82,12 +85,15 @@ class MonthStates:
 class Warehouse(MonthStates):
     schema: str
     landing_schema: str
+    copy_streams: int = 1  # COPY sessions per month (land)
+    read_size: int = READ_SIZE  # decompressed bytes per read: a chunk a COPY session gets is about this
     _connection: Any = None
+    _copy_connections: list[Any] = field(default_factory=list)
 
     @classmethod
-    def for_project(cls, project: Project) -> Warehouse:
+    def for_project(cls, project: Project, copy_streams: int = 1) -> Warehouse:
         """The schemas as dbt's profile and sources name them (parsed for this target)."""
-        return cls(schema=project.schema, landing_schema=project.landing_schema)
+        return cls(schema=project.schema, landing_schema=project.landing_schema, copy_streams=copy_streams)
 
     def connect(self) -> Any:
         import psycopg2
@@ -159,62 +165,126 @@ class Warehouse(MonthStates):
         return self._session_lock("hashtext('nyc_taxi:models')")
 
     def close(self) -> None:
-        if self._connection is not None and not self._connection.closed:
-            self._connection.close()
+        for connection in [self._connection, *self._copy_connections]:
+            if connection is not None and not connection.closed:
+                connection.close()
+
+    def begin_load_options(self) -> dict[str, Any]:
+        """tripdata_begin_load's options for `land`: the load gets a table of its own to COPY into."""
+        return {"incoming": True}
 
     def land(
         self, spec: TaxiSpec, month: Month, path: Path, checksum: str, progress: Callable[[int], None]
-    ) -> None:
-        """Stream the file into the month's landing table (tripdata_begin_load made it ready)."""
-        import psycopg2
+    ) -> dict[str, Any]:
+        """Stream the file into the load's own table (tripdata_begin_load made it, empty), in
+        `copy_streams` COPY sessions at once; returns what the merge checks: the rows landed.
 
-        with CsvStream(spec, month, path, progress=progress) as stream, noted() as interrupts:
-            try:
-                self.copy_month(spec, month, stream)
-            except psycopg2.Error as error:
-                if interrupts:  # Ctrl-C or SIGTERM, raised in our read() and turned by psycopg2 into this
-                    raise KeyboardInterrupt from error
-                if stream.failure is not None:
-                    raise stream.failure from error
-                # COPY's own words name the line and column of a bad row
-                where, detail = describe(spec, month), " ".join(str(error).split())
-                if isinstance(error, psycopg2.DataError | psycopg2.IntegrityError):
-                    raise FileError(f"{where}: the warehouse rejected the file: {detail}") from error
-                raise WarehouseError(
-                    f"{where}: COPY into the landing table failed: {detail}",
-                    transient=is_connection_failure(error),
-                ) from error
-
-    def copy_month(self, spec: TaxiSpec, month: Month, csv_stream: IO[bytes]) -> int:
-        """Replace the landing table's rows with the CSV stream (header line included), in one transaction.
-
-        Under the month lock, so a concurrent merge of the same month sees the old rows or the
-        new ones, never half of them. A failure anywhere (a bad row, a corrupt gzip) rolls back.
+        The server computes each row's unique_row_id as it stores it, and that is most of a COPY's
+        work: several sessions spread it over the server's cores. All or nothing: the sessions
+        commit only when every one has stored its last row, and a failure anywhere rolls back
+        all of them. A table filled by several commits is whole only once all committed, so no
+        reader but this load's merge ever takes it (macros/postgres/tables.sql, adopt_incoming).
+        One session truncates the table first instead, which lets COPY write the rows frozen and,
+        on a server with wal_level minimal, without WAL.
         """
+        import psycopg2
         from psycopg2 import sql
 
-        landing = sql.Identifier(self.landing_schema, spec.landing_table(month))
-        copy = sql.SQL("copy {} ({}) from stdin with (format csv, header true, freeze true)").format(
-            landing, sql.SQL(", ").join(map(sql.Identifier, spec.columns))
+        incoming = sql.Identifier(self.landing_schema, spec.incoming_table(month))
+        streams = max(1, self.copy_streams)
+        copy = sql.SQL("copy {} ({}) from stdin with (format csv{})").format(
+            incoming,
+            sql.SQL(", ").join(map(sql.Identifier, spec.columns)),
+            sql.SQL(", freeze true" if streams == 1 else ""),
         )
-        connection = self.connect()
-        try:
-            with connection.cursor() as cursor:
-                # the month lock the macros take (macros/postgres/tables.sql: month_lock_function)
-                cursor.execute(
-                    sql.SQL("select {}.tripdata_lock_month(%s, %s)").format(sql.Identifier(self.schema)),
-                    (spec.name, month.year * 100 + month.month),
+        connections = self._stream_connections(streams)
+        with (
+            CsvChunks(spec, month, path, streams, progress, self.read_size) as chunks,
+            noted() as interrupts,
+        ):
+            try:
+                if streams == 1:
+                    with connections[0].cursor() as cursor:
+                        cursor.execute(sql.SQL("truncate {}").format(incoming))
+                outcomes = _copy_in_streams(connections, copy.as_string(connections[0]), chunks)
+                failures = [
+                    (part, outcome)
+                    for part, outcome in zip(chunks.parts, outcomes, strict=True)
+                    if isinstance(outcome, BaseException) and not part.aborted
+                ]
+                if interrupts:  # Ctrl-C or SIGTERM, raised in a read() and turned by psycopg2 into an error
+                    raise KeyboardInterrupt
+                if chunks.failure is not None:
+                    raise chunks.failure
+                if failures:
+                    part, error = failures[0]
+                    raise self._copy_failure(spec, month, part, error) from error
+                try:
+                    for connection in connections:
+                        connection.commit()
+                except psycopg2.Error as error:
+                    raise self._copy_failure(spec, month, None, error) from error
+            except BaseException:
+                for connection in connections:
+                    if not connection.closed:  # a lost connection has nothing to roll back
+                        connection.rollback()
+                if streams > 1:
+                    self._empty(incoming)
+                raise
+        return {"landed_rows": sum(outcomes)}
+
+    def _copy_failure(
+        self, spec: TaxiSpec, month: Month, part: CsvPart | None, error: BaseException
+    ) -> Exception:
+        """A COPY stream's error as the user's: COPY's own words name the line and column of a bad
+        row (told as the file's line), or the warehouse failed."""
+        import psycopg2
+
+        if not isinstance(error, psycopg2.Error):
+            return error  # not the warehouse's: a bug, raised as it is
+        where, detail = describe(spec, month), " ".join(str(error).split())
+        if part is not None:
+            detail = COPY_CONTEXT.sub(
+                lambda found: f"COPY {spec.landing_table(month)}, line {part.file_line(int(found[1]))}",
+                detail,
+            )
+        if isinstance(error, psycopg2.DataError | psycopg2.IntegrityError):
+            return FileError(f"{where}: the warehouse rejected the file: {detail}")
+        return WarehouseError(
+            f"{where}: COPY into the landing table failed: {detail}", transient=is_connection_failure(error)
+        )
+
+    def _stream_connections(self, streams: int) -> list[Any]:
+        """The runner's connection, and one more per further COPY stream (kept for the next month)."""
+        import psycopg2
+
+        self._copy_connections = [c for c in self._copy_connections if not c.closed][: streams - 1]
+        while len(self._copy_connections) < streams - 1:
+            try:
+                self._copy_connections.append(
+                    psycopg2.connect(
+                        "",
+                        application_name="nyc-taxi-runner copy",
+                        connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10)),
+                    )
                 )
-                # truncating in this transaction lets COPY write the rows already frozen
-                cursor.execute(sql.SQL("truncate {}").format(landing))
-                cursor.copy_expert(copy, csv_stream, size=COPY_CHUNK)
-                rows = cursor.rowcount
+            except psycopg2.OperationalError as error:
+                raise connection_lost(error) from error
+        return [self.connect(), *self._copy_connections]
+
+    def _empty(self, incoming: Any) -> None:
+        """Best effort after a failed multi-session COPY: the rolled-back rows' space back at once
+        (a table the load made, so nobody else's rows); the next load of the month makes it anew."""
+        import psycopg2
+        from psycopg2 import sql
+
+        try:
+            connection = self.connect()
+            with connection.cursor() as cursor:
+                cursor.execute(sql.SQL("truncate {}").format(incoming))
             connection.commit()
-        except BaseException:
-            if not connection.closed:  # a lost connection has nothing to roll back
-                connection.rollback()
-            raise
-        return rows
+        except (psycopg2.Error, WarehouseError):
+            pass
 
     def _query(self, query: str, params: tuple = (), needs: str | None = None) -> list[dict[str, Any]] | None:
         """Rows as dicts; None when the relation the query needs (default: the ledger) does not exist."""
@@ -264,6 +334,39 @@ class Warehouse(MonthStates):
             )
             or []
         )
+
+
+def _copy_in_streams(connections: list[Any], copy: str, chunks: CsvChunks) -> list[int | BaseException]:
+    """COPY on each connection at once, each reading its part of `chunks`: the first in this
+    thread (a Ctrl-C lands in its read(), as in a one-session COPY), the others in threads of their
+    own. Returns each stream's row count, or what ended it; the first to fail stops the others."""
+    outcomes: list[int | BaseException] = [0] * len(connections)
+
+    def copy_in(stream: int) -> None:
+        try:
+            with connections[stream].cursor() as cursor:
+                cursor.copy_expert(copy, chunks.parts[stream])
+                outcomes[stream] = cursor.rowcount
+        except BaseException as error:
+            outcomes[stream] = error
+            chunks.abort()
+
+    threads = [
+        threading.Thread(target=copy_in, args=(stream,), name=f"copy-stream-{stream}", daemon=True)
+        for stream in range(1, len(connections))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        copy_in(0)
+        for thread in threads:
+            thread.join()
+    except BaseException:  # interrupted while waiting: the streams stop at their next read
+        chunks.abort()
+        for thread in threads:
+            thread.join()
+        raise
+    return outcomes
 
 
 def month_states_sql(rule: str, attempts: str) -> str:

@@ -126,16 +126,22 @@ def clean_warehouse(pg_server: EmbeddedPostgres, warehouse_env: dict[str, str]) 
     empty_postgres(pg_server)
 
 
+TEST_READ_SIZE = 64 * 1024  # the bundled green month (8 MB of CSV) in over 100 chunks
+
+
 @contextmanager
 def postgres_pipelines(dbt: Dbt, project: Project, cache_dir: Path) -> Iterator[Callable[..., Pipeline]]:
     """Makes pipelines on the test server; their connections are closed when the block ends."""
     made: list[Pipeline] = []
 
-    def make(source: str | Path | None = BUNDLED, force: bool = False) -> Pipeline:
+    def make(source: str | Path | None = BUNDLED, force: bool = False, copy_streams: int = 2) -> Pipeline:
+        # two COPY sessions, each file in many chunks: every load here tests the streams' hand-off
+        warehouse = Warehouse.for_project(project, copy_streams=copy_streams)
+        warehouse.read_size = TEST_READ_SIZE
         pipeline = Pipeline(
             project=project,
             settings=Settings(source=str(source) if source else None, cache_dir=cache_dir, force=force),
-            warehouse=Warehouse.for_project(project),
+            warehouse=warehouse,
             dbt=dbt,
         )
         made.append(pipeline)

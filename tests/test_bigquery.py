@@ -105,6 +105,26 @@ def test_real_month_sums_to_the_cent(make_bq_pipeline, bq, project):
     assert no_vendor == sum(1 for row in rows if not row[0]) == 42510
 
 
+def test_the_main_tables_key_is_tested_here_and_a_repeated_id_fails_it(make_bq_pipeline, bq, bq_dbt, project):
+    """BigQuery enforces no key: the data test checks one row per id per file month (on Postgres a
+    unique index holds it: tests/test_models.py)."""
+    key_test = "dbt_utils_unique_combination_of_columns_green_tripdata_file_month__unique_row_id"
+    make_bq_pipeline().load_month(project.taxi("green"), Month(2020, 10))
+    results = bq_dbt.invoke(["test", "--select", key_test]).results
+    assert [str(r.status) for r in results if r.node.name == key_test] == ["pass"]
+
+    columns = [
+        field.name for field in bq.bigquery.get_table(f"{bq.config.project}.nyc_taxi.green_tripdata").schema
+    ]
+    bq.bigquery.query(
+        f"insert into nyc_taxi.green_tripdata ({', '.join(columns)}) select {', '.join(columns)}"
+        " from nyc_taxi.green_tripdata where file_month = date '2020-10-01' limit 1"
+    ).result()
+
+    with pytest.raises(DbtError, match=r"Got 1 result, configured to fail"):
+        bq_dbt.invoke(["test", "--select", key_test])
+
+
 def test_second_load_changes_nothing_and_a_forced_one_keeps_the_month_whole(make_bq_pipeline, bq, project):
     green, month = project.taxi("green"), Month(2020, 10)
     first = make_bq_pipeline().load_month(green, month)

@@ -30,6 +30,15 @@
 {% macro default__create_landing_table(taxi, month) %}{{ tripdata_not_supported('create_landing_table') }}{% endmacro %}
 
 {#-
+    The table of a load's own that a loader COPYs into from several sessions at once
+    (tripdata_begin_load incoming=true), and its merge taking it as the month's landing table.
+-#}
+{% macro create_incoming_table(taxi, month, load_id) %}{{ return(adapter.dispatch('create_incoming_table', 'nyc_taxi')(taxi, month, load_id)) }}{% endmacro %}
+{% macro default__create_incoming_table(taxi, month, load_id) %}{{ tripdata_not_supported('create_incoming_table') }}{% endmacro %}
+{% macro adopt_incoming(taxi, month, load_id) %}{{ return(adapter.dispatch('adopt_incoming', 'nyc_taxi')(taxi, month, load_id)) }}{% endmacro %}
+{% macro default__adopt_incoming(taxi, month, load_id) %}{{ tripdata_not_supported('adopt_incoming') }}{% endmacro %}
+
+{#-
     Serialise everything that touches one taxi type's month: Postgres holds a lock for the rest of
     the transaction; BigQuery gives the load `load_id` a lease on the month in the ledger.
 -#}

@@ -50,6 +50,14 @@
 {% macro check_file_rows(taxi, month, landing, rows_in_file, pickups_outside_month) %}
     {#- After the landing table holds the file: rows, and most of them picked up in the month. -#}
     {%- set where = tripdata_file_label(taxi, month) -%}
+    {%- set landed_rows = var('landed_rows', none) -%}
+    {%- if landed_rows is not none and landed_rows != rows_in_file -%}
+        {#- the loader's own count (the runner: its COPY streams' rows) against what the merge finds -#}
+        {{ exceptions.raise_compiler_error(
+            where ~ ": the loader landed " ~ landed_rows ~ " rows, the landing table holds " ~ rows_in_file
+            ~ ": nothing was loaded"
+        ) }}
+    {%- endif -%}
     {%- if rows_in_file == 0 -%}
         {{ exceptions.raise_compiler_error(where ~ ": a header and no rows: nothing to load") }}
     {%- endif -%}

@@ -7,7 +7,7 @@
               removed (the month's rows removed: macros/common/remove_month.sql)
 -#}
 
-{% macro tripdata_begin_load(taxi, month, load_id, filename=none, source_url=none, bytes=none, checksum=none, loaded_by='runner', header=none, readable=true, loader=none) %}
+{% macro tripdata_begin_load(taxi, month, load_id, filename=none, source_url=none, bytes=none, checksum=none, loaded_by='runner', header=none, readable=true, loader=none, incoming=false) %}
     {#-
         run-operation for loaders that stream the file themselves (the runner, a Kestra CopyIn):
         makes sure the tables exist, records the load as running, and returns with an empty-or-stale
@@ -16,6 +16,10 @@
         checked first (macros/common/file_rules.sql); a loader that passes none skips the check.
         loader: the server session the loader holds until the load ends (Postgres: {pid, started_at});
         when it is gone, so is the load (see ledger_end_abandoned_loads). None: nobody's.
+        incoming (Postgres): the loader COPYs from several sessions at once, into a table of the
+        load's own made empty here (incoming_relation), not the landing table: rows that several
+        commits land are whole only once all committed. The load's merge, given var landed_rows,
+        takes that table as the landing table; nothing else reads it.
     -#}
     {%- set taxi = validate_taxi(taxi) -%}
     {%- set args = tripdata_month(month) -%}
@@ -26,6 +30,9 @@
     {%- do tripdata_prepare(taxi) -%}
     {%- do tripdata_begin() -%}
     {%- do create_landing_table(taxi, args) -%}
+    {%- if incoming -%}
+        {%- do create_incoming_table(taxi, args, load_id) -%}
+    {%- endif -%}
     {%- do ledger_insert_running(taxi, args, load_id, {
         'filename': filename or tripdata_filename(taxi, args),
         'source_url': source_url, 'bytes': bytes, 'checksum': checksum, 'loaded_by': loaded_by,

@@ -22,6 +22,13 @@
 {% endmacro %}
 
 
+{% macro incoming_relation(taxi, month) %}
+    {#- A runner load's own landing table: COPYed into by several sessions, taken by its merge. -#}
+    {%- set landing = landing_relation(taxi, month) -%}
+    {{ return(landing.incorporate(path={'identifier': landing.identifier ~ '_incoming'})) }}
+{% endmacro %}
+
+
 {% macro ledger_relation() %}
     {{ return(api.Relation.create(database=target.database, schema=target.schema, identifier='load_ledger', type='table')) }}
 {% endmacro %}

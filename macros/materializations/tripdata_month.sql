@@ -8,6 +8,8 @@
       - else, if the ledger says the month is loaded: nothing to do;
       - else: an error naming the month and the ways to land it.
     Optional vars: load_id (a ledger row a loader opened with tripdata_begin_load),
+    landed_rows (with load_id: the loader COPYed that many rows into the load's own table,
+    tripdata_begin_load incoming=true: the merge takes that table, and checks it holds them all),
     force (replace the month even when the file is the one already loaded).
 -#}
 
@@ -32,6 +34,10 @@
     {%- set raw_dir = tripdata_raw_dir() -%}
     {%- set load_id = var('load_id', none) -%}
     {%- set where = taxi ~ ' ' ~ month.month -%}
+    {%- set landed_rows = var('landed_rows', none) -%}
+    {%- if landed_rows is not none and (load_id is none or landed_rows is not number or landed_rows != landed_rows | int or landed_rows < 0) -%}
+        {{ exceptions.raise_compiler_error(where ~ ": var landed_rows (" ~ landed_rows ~ ") must be a count of rows, given with var load_id") }}
+    {%- endif -%}
 
     {#- A loader that passes its load_id has landed rows: its load is finished below, whatever it finds. -#}
     {%- set landed = landed_file(taxi, month) if raw_dir is none and load_id is none else none -%}
@@ -58,6 +64,11 @@
             {{ exceptions.raise_compiler_error(where ~ ": load_id " ~ load_id ~ " is not a running load of this month in the ledger") }}
         {%- endif -%}
         {%- do ledger_update(load_id, {'invocation_id': invocation_id}) -%}
+        {%- if landed_rows is not none -%}
+            {#- committed here: if the merge fails, the landing table holds the whole file, for a retry -#}
+            {%- do lock_month(taxi, month, load_id) -%}
+            {%- do adopt_incoming(taxi, month, load_id) -%}
+        {%- endif -%}
     {%- else -%}
         {%- set load_id = invocation_id -%}
         {%- do ledger_insert_running(taxi, month, load_id, {

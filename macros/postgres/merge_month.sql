@@ -37,7 +37,7 @@
 
     {#- The index doubles as the duplicate check: most files have no repeated ids. -#}
     {%- set index_name = partition.identifier ~ '_row_id' -%}
-    {%- set create_index = "create unique index " ~ index_name ~ " on " ~ landing ~ " (file_month, unique_row_id)" -%}
+    {%- set create_index = "create unique index " ~ index_name ~ " on " ~ landing ~ " (unique_row_id, file_month)" -%}
     {% call statement('month_index', auto_begin=true) %}
         do $index$ begin
             execute {{ sql_string(create_index) }};

@@ -6,6 +6,16 @@
 {% endmacro %}
 
 
+{% macro row_id_index_first_column(main) %}
+    {#- SQL: the first column of the main table's row-id index, by name (null when missing). -#}
+    (
+        select a.attname from pg_index as i
+        inner join pg_attribute as a on i.indrelid = a.attrelid and i.indkey[0] = a.attnum
+        where i.indexrelid = to_regclass({{ sql_string(adapter.quote(main.schema) ~ '.' ~ main.identifier ~ '_row_id') }})
+    )
+{%- endmacro %}
+
+
 {% macro tripdata_column_ddl(spec) %}
     {#- The CSV columns plus unique_row_id, computed by Postgres as each row arrives. -#}
     {%- for column in spec.columns %}
@@ -28,6 +38,7 @@
             and to_regclass({{ sql_string(ledger_relation() | string) }}) is not null
             and to_regnamespace({{ sql_string(adapter.quote(landing_schema())) }}) is not null
             and to_regprocedure({{ sql_string(month_lock_function() ~ '(text, integer)') }}) is not null
+            and {{ row_id_index_first_column(main) }} = 'unique_row_id'
     {% endcall %}
     {%- set ready = load_result('tripdata_ready').table.rows[0][0] -%}
     {%- if ready -%}
@@ -46,8 +57,17 @@
             filename text not null,
             load_id text not null
         ) partition by range (file_month);
-        -- one row per unique_row_id per file month, enforced by the database itself
-        create unique index if not exists {{ main.identifier }}_row_id on {{ main }} (file_month, unique_row_id);
+        -- one row per unique_row_id per file month, enforced by the database itself. The id first:
+        -- building a month's index then sorts by the id's leading bytes, half the time it took
+        -- behind file_month (one value per month). Main tables made before are rebuilt so, once.
+        create unique index if not exists {{ main.identifier }}_row_id on {{ main }} (unique_row_id, file_month);
+        do $row_id_index$ begin
+            if {{ row_id_index_first_column(main) }} = 'file_month' then
+                alter index {{ adapter.quote(main.schema) }}.{{ main.identifier }}_row_id rename to {{ main.identifier }}_row_id_by_month;
+                create unique index {{ main.identifier }}_row_id on {{ main }} (unique_row_id, file_month);
+                drop index {{ adapter.quote(main.schema) }}.{{ main.identifier }}_row_id_by_month;
+            end if;
+        end $row_id_index$;
         comment on table {{ main }} is
             'NYC TLC {{ taxi }} trips, one partition per file month (the month of the file a row came from). Loaded by nyc_taxi macros: see load_ledger.';
 
@@ -92,18 +112,58 @@
 {% macro postgres__create_landing_table(taxi, month) %}
     {#-
         Logged like every other table: nothing about loading is traded for durability.
-        Named like the month's partition, so merging it is a rename, not a copy;
-        file_month is its constant, so COPY fills it in.
+        Named like the month's partition, so merging it is a rename, not a copy.
     -#}
     {%- set landing = landing_relation(taxi, month) -%}
     {%- do lock_month(taxi, month) -%}  {#- concurrent `create .. if not exists` of one name can collide -#}
     {% call statement('create_landing_table', auto_begin=true) %}
-        create table if not exists {{ landing }} (
-            {{ tripdata_column_ddl(tripdata_spec(taxi)) }},
-            -- checked row by row as COPY writes: attaching the month then needs no scan
-            file_month date not null default '{{ month.first_day }}'
-                constraint {{ landing.identifier }}_file_month check (file_month = '{{ month.first_day }}')
-        );
+        create table if not exists {{ landing }} ({{ landing_table_ddl(taxi, month) }});
+    {% endcall %}
+{% endmacro %}
+
+
+{% macro landing_table_ddl(taxi, month) %}
+    {#- file_month is the month's constant, so COPY fills it in, checked row by row as COPY writes:
+        attaching the month then needs no scan. The check has the landing table's name, whatever
+        the table's (incoming_relation is renamed to it). -#}
+    {{ tripdata_column_ddl(tripdata_spec(taxi)) }},
+    file_month date not null default '{{ month.first_day }}'
+        constraint {{ landing_relation(taxi, month).identifier }}_file_month check (file_month = '{{ month.first_day }}')
+{%- endmacro %}
+
+
+{% macro postgres__create_incoming_table(taxi, month, load_id) %}
+    {#- Made anew for each load (the caller holds the month lock): an earlier load's rows never count. -#}
+    {%- set incoming = incoming_relation(taxi, month) -%}
+    {% call statement('create_incoming_table', auto_begin=true) %}
+        drop table if exists {{ incoming }};
+        create table {{ incoming }} ({{ landing_table_ddl(taxi, month) }});
+        comment on table {{ incoming }} is {{ sql_string('load ' ~ load_id) }};
+    {% endcall %}
+{% endmacro %}
+
+
+{% macro postgres__adopt_incoming(taxi, month, load_id) %}
+    {#-
+        Under the month lock, in the merge's transaction: the load's own table becomes the month's
+        landing table (what was there is replaced, as a loader's COPY replaces it). Only the table
+        this load made: its comment names the load.
+    -#}
+    {%- set incoming = incoming_relation(taxi, month) -%}
+    {%- set landing = landing_relation(taxi, month) -%}
+    {%- set made_for = run_query(
+        "select obj_description(to_regclass(" ~ sql_string(incoming | string) ~ "), 'pg_class')"
+    ).rows[0][0] -%}
+    {%- if made_for != 'load ' ~ load_id -%}
+        {{ exceptions.raise_compiler_error(
+            tripdata_file_label(taxi, month) ~ ": load " ~ load_id ~ " has no table of its own to merge ("
+            ~ incoming ~ (" belongs to " ~ made_for if made_for else " is missing") ~ "): nothing was loaded"
+        ) }}
+    {%- endif -%}
+    {% call statement('adopt_incoming', auto_begin=true) %}
+        drop table if exists {{ landing }};
+        alter table {{ incoming }} rename to {{ adapter.quote(landing.identifier) }};
+        comment on table {{ landing }} is null;
     {% endcall %}
 {% endmacro %}
 
