@@ -24,7 +24,9 @@ affiliated base now and then, and a dropoff in 3019 about once in 200,000 rows.
 On top of that, at planned positions: a few hundred exact repeats of a recent row, a few same-id
 variants (same identity fields, another tip), pickups years outside the month (2008-12-31,
 2009-01-01, 2002-12-31, 2088-01-24, like the published files have) and 0.1% refunds (negative
-amounts, payment type 3 or 4). The ids (unique_row_id) are otherwise almost all distinct.
+amounts, payment type 3 or 4). The ids (unique_row_id) are otherwise almost all distinct; with
+`--no-repeats` all of them are: a row whose identity fields another row already has (drawn so by
+chance, a few in millions) is left out, so such a file has a few rows fewer than asked.
 
 The same parameters give the same bytes (seeded per chunk of rows, gzip header without a time).
 A file is reused when it exists with a `<file>.params.json` sidecar recording the same
@@ -48,6 +50,7 @@ from functools import cache
 from pathlib import Path
 
 GENERATOR_VERSION = 1
+DISTINCT_IDS_VERSION = 2  # --no-repeats files since they leave out rows whose ids collide by chance
 REAL_DATA = Path(__file__).resolve().parent.parent / "data" / "tripdata"
 CHUNK_ROWS = 25_000
 COMPRESS_LEVEL = 6
@@ -380,6 +383,46 @@ def _chunk(task: tuple[Params, int, int, dict[int, str]]) -> tuple[bytes, dict[s
 
 # --- the file -------------------------------------------------------------------------------------------
 
+# the fields unique_row_id hashes (models/tripdata/_landing__sources.yml), by the files' header names
+IDENTITY = {
+    "green": (
+        "vendorid",
+        "lpep_pickup_datetime",
+        "lpep_dropoff_datetime",
+        "pulocationid",
+        "dolocationid",
+        "fare_amount",
+        "trip_distance",
+    ),
+    "yellow": (
+        "vendorid",
+        "tpep_pickup_datetime",
+        "tpep_dropoff_datetime",
+        "pulocationid",
+        "dolocationid",
+        "fare_amount",
+        "trip_distance",
+    ),
+}
+
+
+def _distinct_ids(data: bytes, taxi: str, seen: set[int]) -> tuple[bytes, int]:
+    """The chunk without rows whose identity fields (as written) an earlier row had; how many left out."""
+    names = header(taxi).lower().split(",")
+    fields = [names.index(name) for name in IDENTITY[taxi]] if taxi in IDENTITY else None
+    kept, left_out = [], 0
+    for line in data.split(b"\r\n"):
+        if not line:
+            continue
+        values = line.split(b",")
+        key = hash(tuple(values[i] for i in fields) if fields else line)
+        if key in seen:
+            left_out += 1
+            continue
+        seen.add(key)
+        kept.append(line)
+    return b"".join(line + b"\r\n" for line in kept), left_out
+
 
 def _plan(params: Params) -> list[tuple[Params, int, int, dict[int, str]]]:
     rng = random.Random(f"{params.seed}:{params.taxi}:{params.month}:{params.rows}:plan")
@@ -414,7 +457,8 @@ def generate(
     """Write the month's file under `out` unless the same parameters already made it; say where it is."""
     datetime.strptime(month + "-01", "%Y-%m-%d")  # a YYYY-MM month, or ValueError
     header(taxi)  # fail early on an unknown taxi; forked workers inherit the parsed model
-    params = Params(taxi=taxi, month=month, rows=rows, seed=seed, repeats=repeats)
+    version = GENERATOR_VERSION if repeats else DISTINCT_IDS_VERSION
+    params = Params(taxi=taxi, month=month, rows=rows, seed=seed, repeats=repeats, version=version)
     path = output_path(out, taxi, month)
     sidecar = _read_sidecar(path)
     if (
@@ -429,7 +473,8 @@ def generate(
     started = time.monotonic()
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    counts = dict.fromkeys(planned_counts(0), 0)
+    counts = {**dict.fromkeys(planned_counts(0), 0), "ids_colliding_left_out": 0}
+    seen: set[int] = set()  # the ids so far, when every id must be distinct
     tasks = _plan(params)
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(tasks)))
     try:
@@ -440,16 +485,13 @@ def generate(
             ) as gz,
         ):
             gz.write((header(taxi) + "\r\n").encode())
-            if jobs == 1:
-                chunks = map(_chunk, tasks)
-                for data, emitted in chunks:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                for data, emitted in map(_chunk, tasks) if jobs == 1 else pool.imap(_chunk, tasks):
+                    if not params.repeats:
+                        data, left_out = _distinct_ids(data, taxi, seen)
+                        emitted = {**emitted, "ids_colliding_left_out": left_out}
                     gz.write(data)
-                    counts = {k: counts[k] + emitted[k] for k in counts}
-            else:
-                with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                    for data, emitted in pool.imap(_chunk, tasks):
-                        gz.write(data)
-                        counts = {k: counts[k] + emitted[k] for k in counts}
+                    counts = {k: counts[k] + emitted.get(k, 0) for k in counts}
         os.replace(part, path)
     except BaseException:
         part.unlink(missing_ok=True)
