@@ -462,10 +462,12 @@ def test_a_month_dbt_loaded_alone_is_behind_until_the_next_run(make_pipeline, db
 
 
 def test_postgres_enforces_the_main_tables_key_with_a_unique_index(make_pipeline, dbt, db, project):
-    """One row per id per file month, held by the database: a repeated id cannot be stored. So the
-    key's data test, which reads the month's rows, is left to BigQuery (tests/test_bigquery.py)."""
+    """One row per id per file month, held by the database: a repeated id cannot be stored. The key's
+    test here checks that index (a test of the rows, as on BigQuery, could not fail here:
+    tests/test_bigquery.py)."""
     import psycopg2
 
+    index_test = "enforced_unique_index_green_tripdata_unique_row_id__file_month"
     make_pipeline().run([(project.taxi("green"), Month(2020, 10))])
     [(definition, unique, valid)] = fetch(
         db,
@@ -485,9 +487,13 @@ def test_postgres_enforces_the_main_tables_key_with_a_unique_index(make_pipeline
             f"insert into nyc_taxi.green_tripdata ({columns}) select {columns}"
             " from nyc_taxi.green_tripdata where file_month = '2020-10-01' limit 1"
         )
-    key_tests = [
-        node.name
-        for node in dbt.parse().nodes.values()
-        if node.resource_type == "test" and "green_tripdata_file_month__unique_row_id" in node.name
-    ]
-    assert key_tests == []
+    tests = {node.name for node in dbt.parse().nodes.values() if node.resource_type == "test"}
+    assert index_test in tests
+    assert not any("green_tripdata_file_month__unique_row_id" in name for name in tests)
+    results = dbt.invoke(["test", "--select", index_test]).results
+    assert [str(r.status) for r in results if r.node.name == index_test] == ["pass"]
+
+    with db.cursor() as cursor:  # a key nothing enforces any more
+        cursor.execute("drop index nyc_taxi.green_tripdata_row_id")
+    with pytest.raises(DbtError, match=r"Got 1 result, configured to fail"):
+        dbt.invoke(["test", "--select", index_test])
