@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,12 +224,15 @@ class Warehouse(MonthStates):
                         connection.commit()
                 except psycopg2.Error as error:
                     raise self._copy_failure(spec, month, None, error) from error
-            except BaseException:
+            except BaseException as error:
                 for connection in connections:
                     if not connection.closed:  # a lost connection has nothing to roll back
-                        connection.rollback()
+                        with suppress(psycopg2.Error):
+                            connection.rollback()
                 if streams > 1:
-                    self._empty(incoming)
+                    self._empty(connections[0], incoming)
+                if isinstance(error, psycopg2.Error):  # before any COPY began (the truncate)
+                    raise self._copy_failure(spec, month, None, error) from error
                 raise
         return {"landed_rows": sum(outcomes)}
 
@@ -272,19 +275,21 @@ class Warehouse(MonthStates):
                 raise connection_lost(error) from error
         return [self.connect(), *self._copy_connections]
 
-    def _empty(self, incoming: Any) -> None:
+    def _empty(self, connection: Any, incoming: Any) -> None:
         """Best effort after a failed multi-session COPY: the rolled-back rows' space back at once
         (a table the load made, so nobody else's rows); the next load of the month makes it anew."""
         import psycopg2
         from psycopg2 import sql
 
+        if connection.closed:  # the server went away: nothing to give back now
+            return
         try:
-            connection = self.connect()
             with connection.cursor() as cursor:
                 cursor.execute(sql.SQL("truncate {}").format(incoming))
             connection.commit()
-        except (psycopg2.Error, WarehouseError):
-            pass
+        except psycopg2.Error:
+            with suppress(psycopg2.Error):
+                connection.rollback()
 
     def _query(self, query: str, params: tuple = (), needs: str | None = None) -> list[dict[str, Any]] | None:
         """Rows as dicts; None when the relation the query needs (default: the ledger) does not exist."""
