@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import contextlib
 import gzip
 import json
 import multiprocessing
@@ -485,8 +486,10 @@ def generate(
             ) as gz,
         ):
             gz.write((header(taxi) + "\r\n").encode())
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
-                for data, emitted in map(_chunk, tasks) if jobs == 1 else pool.imap(_chunk, tasks):
+            with (
+                contextlib.nullcontext() if jobs == 1 else multiprocessing.get_context("fork").Pool(jobs)
+            ) as pool:
+                for data, emitted in map(_chunk, tasks) if pool is None else pool.imap(_chunk, tasks):
                     if not params.repeats:
                         data, left_out = _distinct_ids(data, taxi, seen)
                         emitted = {**emitted, "ids_colliding_left_out": left_out}

@@ -63,6 +63,20 @@ def connection_lost(error: Exception) -> WarehouseError:
     )
 
 
+def open_connection(application_name: str) -> Any:
+    """A connection to the server the libpq variables name, as dbt's profile reads them."""
+    import psycopg2
+
+    try:
+        return psycopg2.connect(
+            "",
+            application_name=application_name,
+            connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10)),
+        )
+    except psycopg2.OperationalError as error:
+        raise connection_lost(error) from error
+
+
 class MonthStates:
     """What both warehouses read the same way, through their own `_query`."""
 
@@ -96,17 +110,8 @@ class Warehouse(MonthStates):
         return cls(schema=project.schema, landing_schema=project.landing_schema, copy_streams=copy_streams)
 
     def connect(self) -> Any:
-        import psycopg2
-
         if self._connection is None or self._connection.closed:
-            try:
-                self._connection = psycopg2.connect(
-                    "",
-                    application_name="nyc-taxi-runner",
-                    connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10)),
-                )
-            except psycopg2.OperationalError as error:
-                raise connection_lost(error) from error
+            self._connection = open_connection("nyc-taxi-runner")
         return self._connection
 
     @contextmanager
@@ -259,20 +264,12 @@ class Warehouse(MonthStates):
 
     def _stream_connections(self, streams: int) -> list[Any]:
         """The runner's connection, and one more per further COPY stream (kept for the next month)."""
-        import psycopg2
-
-        self._copy_connections = [c for c in self._copy_connections if not c.closed][: streams - 1]
+        open_ones = [c for c in self._copy_connections if not c.closed]
+        for spare in open_ones[streams - 1 :]:
+            spare.close()
+        self._copy_connections = open_ones[: streams - 1]
         while len(self._copy_connections) < streams - 1:
-            try:
-                self._copy_connections.append(
-                    psycopg2.connect(
-                        "",
-                        application_name="nyc-taxi-runner copy",
-                        connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", 10)),
-                    )
-                )
-            except psycopg2.OperationalError as error:
-                raise connection_lost(error) from error
+            self._copy_connections.append(open_connection("nyc-taxi-runner copy"))
         return [self.connect(), *self._copy_connections]
 
     def _empty(self, connection: Any, incoming: Any) -> None:
