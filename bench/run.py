@@ -152,7 +152,7 @@ class ServerLog:
         ("COPY into landing (server)", re.compile(r"^copy .* from stdin", re.S)),
         ("landing table: the load's own taken", re.compile(r"_incoming\" rename to|_incoming rename to")),
         ("tables/ledger DDL", re.compile(r"nyc_taxi:prepare|create (schema|table)|comment on")),
-        ("repeated ids: find, delete, index again", re.compile(r"nyc_taxi_later_rows")),
+        ("repeated ids: find, delete, index again", re.compile(r"nyc_taxi_(repeated_ids|later_rows)")),
         ("unique index build", re.compile(r"create unique index")),
         ("count scan", re.compile(r"count\(\*\) filter")),
         ("attach partition", re.compile(r"attach partition")),

@@ -66,7 +66,7 @@
                 column.name ~ (' collate "C"' if column.data_type == 'text' else '') ~ ' asc nulls first'
             ) -%}
         {%- endfor -%}
-        {% call statement('collapse_repeats', fetch_result=true, auto_begin=true) %}
+        {% call statement('find_repeated_ids', fetch_result=true, auto_begin=true) %}
             -- repeated ids found by sorting their 64-bit hashes: on 7.6M rows 3.7 s, where a hash
             -- aggregate of the hashes took 7.8 s and one of the ids 17 s (bench/). A hash two different
             -- ids share only makes both candidates: the window below, by the ids themselves, keeps both.
@@ -77,7 +77,21 @@
             from {{ landing }}
             group by id_hash
             having count(*) > 1;
-
+            select case when count(*) <= {{ var('repeated_ids_inline_limit') | int }} then cast(array_agg(id_hash) as text) end
+            from nyc_taxi_repeated_ids;
+        {% endcall %}
+        {#-
+            The few hashes of a usual month are written into the query as a constant array: its scan
+            then runs in parallel workers (they cannot read a temporary table) and probes a hash
+            table: half the time on 3M rows. Past the limit the scan reads them from the table.
+        -#}
+        {%- set inline_hashes = load_result('find_repeated_ids').table.rows[0][0] -%}
+        {%- if inline_hashes is none -%}
+            {%- set is_repeated = "in (select id_hash from nyc_taxi_repeated_ids)" -%}
+        {%- else -%}
+            {%- set is_repeated = "= any (cast(" ~ sql_string(inline_hashes) ~ " as bigint[]))" -%}
+        {%- endif -%}
+        {% call statement('collapse_repeats', fetch_result=true, auto_begin=true) %}
             create temporary table nyc_taxi_later_rows on commit drop as
             with repeated_rows as (
                 select
@@ -85,7 +99,7 @@
                     row_number() over same_id as place_in_id,
                     rank() over same_id as first_equal_place
                 from {{ landing }}
-                where hashtextextended(unique_row_id, 0) in (select id_hash from nyc_taxi_repeated_ids)
+                where hashtextextended(unique_row_id, 0) {{ is_repeated }}
                 window same_id as (partition by unique_row_id order by {{ row_order | join(', ') }})
             )
             select
