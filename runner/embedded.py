@@ -56,7 +56,10 @@ LOG_TAIL_LINES = 12
 # month's rows are written once, and the file is fsynced at commit instead, so a committed month still
 # survives a crash (fsync and synchronous_commit stay on). The price: no replicas, no point-in-time
 # recovery; this is a local development server (tests/test_durability.py kills it right after a load).
-SERVER_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0"}
+# max_wal_size: a month COPYed in several sessions is WAL-logged (1.1 GB for 7.6M rows); at the 1GB
+# default that set off two checkpoints inside each such load, 2.6x a bare COPY against 2.1x (bench/).
+# PostgreSQL's advice for bulk loads ("Populating a Database"); pg_wal may hold up to 4 GB.
+SERVER_SETTINGS = {"wal_level": "minimal", "max_wal_senders": "0", "max_wal_size": "4GB"}
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 _MAX_SOCKET_PATH = 107
 

@@ -108,7 +108,13 @@ def test_default_durability_is_kept(pg_server: EmbeddedPostgres) -> None:
     try:
         with conn.cursor() as cur:
             settings = {}
-            for name in ("fsync", "synchronous_commit", "full_page_writes", "listen_addresses"):
+            for name in (
+                "fsync",
+                "synchronous_commit",
+                "full_page_writes",
+                "listen_addresses",
+                "max_wal_size",
+            ):
                 cur.execute(f"SHOW {name}")
                 settings[name] = cur.fetchone()[0]
     finally:
@@ -118,6 +124,7 @@ def test_default_durability_is_kept(pg_server: EmbeddedPostgres) -> None:
         "synchronous_commit": "on",
         "full_page_writes": "on",
         "listen_addresses": "127.0.0.1",
+        "max_wal_size": "4GB",  # no checkpoint inside a month's load (SERVER_SETTINGS)
     }
 
 
