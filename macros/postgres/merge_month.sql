@@ -70,12 +70,8 @@
             -- repeated ids found by sorting their 64-bit hashes: on 7.6M rows 3.7 s, where a hash
             -- aggregate of the hashes took 7.8 s and one of the ids 17 s (bench/). A hash two different
             -- ids share only makes both candidates: the window below, by the ids themselves, keeps both.
-            -- The planner prices the parallel sort above the serial one; on 2 cores it takes 3/4 of
-            -- the time (7.6M rows: 3.6 s against 4.8 s; 3M rows: 1.2 s against 1.7 s).
             set local enable_hashagg = off;
             set local work_mem = {{ sql_string(var('month_index_memory')) }};
-            set local parallel_setup_cost = 0;
-            set local parallel_tuple_cost = 0;
             create temporary table nyc_taxi_repeated_ids on commit drop as
             select hashtextextended(unique_row_id, 0) as id_hash
             from {{ landing }}
