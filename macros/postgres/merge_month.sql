@@ -83,7 +83,7 @@
         {#-
             The few hashes of a usual month are written into the query as a constant array: its scan
             then runs in parallel workers (they cannot read a temporary table) and probes a hash
-            table: half the time on 3M rows. Past the limit the scan reads them from the table.
+            table (3M rows: 0.3 s against 0.6-0.9 s). Past the limit it reads them from the table.
         -#}
         {%- set inline_hashes = load_result('find_repeated_ids').table.rows[0][0] -%}
         {%- if inline_hashes is none -%}
