@@ -210,23 +210,23 @@ def test_repeated_ids_are_found_alike_inline_or_from_their_table(
     path = write_month(tmp_path, "green", "2020-10", header, republished_rows(header, rows))
     expected = expected_month(path, "2020-10")
     sql: list[str] = []
-    limits: list[int | None] = []
     pipeline = make_pipeline(source=tmp_path, force=True)
     build = pipeline.dbt.build
 
-    def build_with_limit(*args, variables=None, **kwargs):
-        if limits[-1] is not None:
-            variables = {**(variables or {}), "repeated_ids_inline_limit": limits[-1]}
-        return build(*args, variables=variables, **kwargs)
+    def build_with(extra: dict[str, int]):
+        def build_with_extra(*args, variables=None, **kwargs):
+            return build(*args, variables={**(variables or {}), **extra} or None, **kwargs)
 
-    monkeypatch.setattr(pipeline.dbt, "build", build_with_limit)
+        return build_with_extra
+
     monkeypatch.setattr(pipeline.dbt, "sql_log", sql)
-    finds = {}
+    kept = {}
     for limit, finds_rows_by in [
         (None, "= any (cast('{"),
         (0, "in (select id_hash from nyc_taxi_repeated_ids)"),
     ]:
-        limits.append(limit)
+        extra = {} if limit is None else {"repeated_ids_inline_limit": limit}
+        monkeypatch.setattr(pipeline.dbt, "build", build_with(extra))
         sql.clear()
         outcome = pipeline.load_month(project.taxi("green"), Month(2020, 10))
         assert outcome.status in ("loaded", "replaced"), outcome.message
@@ -235,15 +235,12 @@ def test_repeated_ids_are_found_alike_inline_or_from_their_table(
         ]
         assert finds_rows_by in collapse
         record = ledger(db, outcome.load_id)
-        finds[limit] = (
-            month_rows(db, "green", "2020-10"),
-            record["exact_repeats"],
-            record["same_id_variants"],
-        )
-        assert set(finds[limit][0]) == set(expected.kept)
-        assert finds[limit][1:] == (expected.exact_repeats, expected.same_id_variants) == (8, 5)
-    kept = [{identity: values[2:] for identity, values in rows.items()} for rows, *_ in finds.values()]
-    assert kept[0] == kept[1]
+        counts = (record["exact_repeats"], record["same_id_variants"])
+        assert counts == (expected.exact_repeats, expected.same_id_variants) == (8, 5)
+        rows_now = month_rows(db, "green", "2020-10")
+        assert set(rows_now) == set(expected.kept)
+        kept[limit] = {identity: values[2:] for identity, values in rows_now.items()}
+    assert kept[None] == kept[0]
 
 
 def test_months_are_partitions_and_loading_one_leaves_the_others(make_pipeline, db, project, tmp_path):
