@@ -95,11 +95,11 @@ class Dbt:
 
                 self._errors.clear()
                 parse = ["parse", *QUIET, *self._common_args()]
-                parsed = dbtRunner(callbacks=[self._collect]).invoke(parse)
+                parsed = invoke_dbt(dbtRunner(callbacks=[self._collect]), parse)
                 if isinstance(parsed.exception, UninstalledPackagesFoundError):
                     # a fresh checkout: packages.yml names vendored folders, installed offline
                     self._install_packages()
-                    parsed = dbtRunner(callbacks=[self._collect]).invoke(parse)
+                    parsed = invoke_dbt(dbtRunner(callbacks=[self._collect]), parse)
             if not parsed.success:
                 raise DbtError(self._message("dbt could not parse the project", parsed))
             self._runner = dbtRunner(manifest=parsed.result, callbacks=[self._collect])
@@ -109,7 +109,7 @@ class Dbt:
         from dbt.cli.main import dbtRunner
 
         args = ["--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
-        installed = dbtRunner(callbacks=[self._collect]).invoke(["deps", *QUIET, *args])
+        installed = invoke_dbt(dbtRunner(callbacks=[self._collect]), ["deps", *QUIET, *args])
         if not installed.success:
             raise DbtError(self._message("dbt deps could not install the project's packages", installed))
 
@@ -129,7 +129,7 @@ class Dbt:
         self.parse()
         self._errors.clear()
         with signals.noted() as interrupts:
-            result = self._runner.invoke([*command, *QUIET, *self._common_args()])
+            result = invoke_dbt(self._runner, [*command, *QUIET, *self._common_args()])
         if interrupts:  # dbt may have made an error of its own of it (its decoders catch everything)
             raise KeyboardInterrupt
         _raise_if_interrupted(result)
@@ -206,6 +206,24 @@ class Dbt:
             # dbt lists every relation of the schema first; the month merge asks the server itself
             command.append("--no-populate-cache")
         return self.invoke(command)
+
+
+def invoke_dbt(runner: Any, args: list[str]) -> Any:
+    """`runner.invoke(args)` (a dbtRunner), leaving dbt's process-wide state as it found it.
+
+    Every dbt call makes a new adapter, and the adapter's __init__ (dbt-adapters 1.x) extends the
+    module's own list DEFAULT_BASE_BEHAVIOR_FLAGS with the adapter's flags: one more entry per call,
+    each rendered again at every later call (with an inspect.stack() each). A process that calls
+    dbt a few times per month would get slower with every month it loads (300 calls: 0.07 s ->
+    0.37 s each). The list is put back after each call.
+    """
+    from dbt.adapters.base import impl
+
+    behavior_flags = list(impl.DEFAULT_BASE_BEHAVIOR_FLAGS)
+    try:
+        return runner.invoke(args)
+    finally:
+        impl.DEFAULT_BASE_BEHAVIOR_FLAGS[:] = behavior_flags
 
 
 @cache

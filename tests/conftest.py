@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from runner.dbt import Dbt, dbt_for
+from runner.dbt import Dbt, dbt_for, invoke_dbt
 from runner.embedded import EmbeddedPostgres
 from runner.pipeline import Pipeline, Settings
 from runner.project import Project, load_project
@@ -236,7 +236,7 @@ def dbt_cli(args: list[str], target: str = "bq") -> DbtCall:
             errors.append(str(event.info.msg))
 
     project = ["--project-dir", str(ROOT), "--profiles-dir", str(ROOT / "profiles"), "--target", target]
-    result = dbtRunner(callbacks=[collect]).invoke([*args, *project, "--log-level", "none"])
+    result = invoke_dbt(dbtRunner(callbacks=[collect]), [*args, *project, "--log-level", "none"])
     if result.exception is not None:
         errors.append(str(result.exception))
     if isinstance(result.result, list):  # dbt ls

@@ -212,3 +212,16 @@ def test_concurrent_dbt_builds_of_one_month_leave_no_duplicates(dbt, db, raw_dir
     assert [run.returncode for run in runs] == [0, 0], outputs
     assert len(month_ids(db)) == expected_month(GREEN_2020_10, "2020-10").rows_loaded
     assert [row["state"] for row in ledger_rows(db)] == ["succeeded", "succeeded"]
+
+
+def test_dbt_calls_leave_nothing_behind_for_later_calls_to_pay_for(dbt) -> None:
+    """A backfill calls dbt a few times per month in one process. dbt-adapters adds one entry per
+    call to a module-level list of behavior flags, each rendered again at every later call: the
+    runner's calls put it back, so a month costs the same at any point of a long run."""
+    from dbt.adapters.base import impl
+
+    flags_before = list(impl.DEFAULT_BASE_BEHAVIOR_FLAGS)
+    for _ in range(3):
+        listed = dbt.invoke(["ls", "--select", "dim_zones", "--resource-type", "model", "--output", "name"])
+        assert list(listed) == ["dim_zones"]
+    assert flags_before == impl.DEFAULT_BASE_BEHAVIOR_FLAGS
