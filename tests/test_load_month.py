@@ -88,6 +88,100 @@ def test_every_value_survives_exactly(make_pipeline, db, project):
     assert first_pickup == min(row[1] for row in rows if row[1])
 
 
+# Postgres computes a time's epoch microseconds for the id in float8 within 70 years of 1970 and in
+# numeric beyond (macros/common/unique_row_id.sql): times at both edges of that range, before and
+# after 1970, and two far ones float8 gets wrong by a microsecond.
+TIMES_AROUND_THE_FAST_RANGE = [
+    "1899-12-31 23:59:59.999999",
+    "1900-01-01 00:00:00",
+    "1969-12-31 23:59:59.999999",
+    "1970-01-01 00:00:00",
+    "2039-12-31 23:59:59.999999",
+    "2040-01-01 00:00:00",
+    "2088-01-24 23:34:56.789012",
+    "1833-11-24 11:26:24.710173",  # float8 path: -4294989215289828, one microsecond off
+    "2106-02-07 11:32:53.781633",  # float8 path: 4294985573781634, one microsecond off
+]
+
+
+def test_ids_of_times_far_from_1970_are_the_reference_ids(make_pipeline, db, project, tmp_path):
+    header, rows = read_rows(GREEN_2020_10)
+    rows = rows[:100]
+    pickup, dropoff = header.index("lpep_pickup_datetime"), header.index("lpep_dropoff_datetime")
+    for index, moment in enumerate(TIMES_AROUND_THE_FAST_RANGE):
+        rows[index][dropoff] = moment
+        rows[50 + index][pickup] = moment
+    path = write_month(tmp_path, "green", "2020-10", header, rows)
+    expected = expected_month(path, "2020-10")
+    assert expected.rows_loaded == 100
+
+    outcome = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
+
+    assert outcome.status == "loaded", outcome.message
+    stored = month_rows(db, "green", "2020-10")
+    assert set(stored) == set(expected.kept)
+    edited = [rows[index] for index in range(len(TIMES_AROUND_THE_FAST_RANGE))]
+    edited += [rows[50 + index] for index in range(len(TIMES_AROUND_THE_FAST_RANGE))]
+    assert all(row_id(header, row) in stored for row in edited)
+    assert ledger(db, outcome.load_id)["pickups_outside_month"] == expected.pickups_outside_month
+
+
+# unique_row_id as releases before the float8 times computed it: the same ids
+EARLIER_GREEN_ROW_ID = "md5({})".format(
+    " || '|' || ".join(
+        rf"coalesce({field}, '\N')"
+        for field in [
+            "cast(vendorid as text)",
+            "cast(cast(extract(epoch from lpep_pickup_datetime) * 1000000 as bigint) as text)",
+            "cast(cast(extract(epoch from lpep_dropoff_datetime) * 1000000 as bigint) as text)",
+            "cast(pulocationid as text)",
+            "cast(dolocationid as text)",
+            "cast(trim_scale(fare_amount) as text)",
+            "cast(trim_scale(trip_distance) as text)",
+        ]
+    )
+)
+
+
+def test_a_main_table_made_with_an_earlier_row_id_expression_loads_on(make_pipeline, db, project, tmp_path):
+    """Postgres attaches a month only with its parent's expression, so landing tables copy the main
+    table's: one an earlier release made keeps its own, and its months get the same ids."""
+    header, rows = read_rows(GREEN_2020_10)
+    write_month(tmp_path, "green", "2020-09", header, rows[:100])
+    path = write_month(tmp_path, "green", "2020-10", header, rows[100:1100])
+    make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 9))
+    with db.cursor() as cursor:  # the main table as an earlier release made it
+        cursor.execute("create table nyc_taxi.columns_only (like nyc_taxi.green_tripdata)")
+        cursor.execute("drop table nyc_taxi.green_tripdata")
+        cursor.execute(
+            "create table nyc_taxi.green_tripdata (like nyc_taxi.columns_only)"
+            " partition by range (file_month)"
+        )
+        cursor.execute("drop table nyc_taxi.columns_only")
+        cursor.execute(
+            "alter table nyc_taxi.green_tripdata drop column unique_row_id, add column unique_row_id"
+            f' text collate "C" not null generated always as ({EARLIER_GREEN_ROW_ID}) stored'
+        )
+        cursor.execute(
+            "create unique index green_tripdata_row_id on nyc_taxi.green_tripdata (unique_row_id, file_month)"
+        )
+
+    outcome = make_pipeline(source=tmp_path).load_month(project.taxi("green"), Month(2020, 10))
+
+    assert outcome.status == "loaded", outcome.message
+    assert set(month_rows(db, "green", "2020-10")) == set(expected_month(path, "2020-10").kept)
+    with db.cursor() as cursor:
+        cursor.execute(
+            "select c.relname, pg_get_expr(d.adbin, d.adrelid) from pg_attrdef as d"
+            " join pg_attribute as a on d.adrelid = a.attrelid and d.adnum = a.attnum"
+            " join pg_class as c on c.oid = d.adrelid"
+            " where c.relname in ('green_tripdata', 'green_tripdata_2020_10') and a.attname = 'unique_row_id'"
+        )
+        expressions = dict(cursor.fetchall())
+    assert expressions["green_tripdata_2020_10"] == expressions["green_tripdata"]
+    assert "EXTRACT(epoch FROM lpep_pickup_datetime)" in expressions["green_tripdata"]
+
+
 def test_yellow_rows_with_lf_endings_and_pickups_before_the_month(make_pipeline, db, project):
     expected = expected_month(YELLOW_2020_07, "2020-07")
     outcome = make_pipeline().load_month(project.taxi("yellow"), Month(2020, 7))

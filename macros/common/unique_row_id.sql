@@ -49,7 +49,17 @@
     {%- set encoded = [] -%}
     {%- for column, kind in unique_row_id_fields(spec) -%}
         {%- if kind == 'timestamp' -%}
-            {%- set text = 'cast(cast(extract(epoch from ' ~ column ~ ') * 1000000 as bigint) as text)' -%}
+            {#-
+                Epoch microseconds. extract() computes them in numeric, slowly (3M rows, both
+                times: 1.5 s, against 0.9 s in float8). date_part's float8 seconds are the
+                microseconds divided by 10^6, rounded, then multiplied back, rounded again: off by
+                at most |µs| * 2^-52, under half a microsecond within 70 years of 1970, where
+                bigint's rounding makes them exact. Outside (seen off in 1833 and 2106), numeric.
+            -#}
+            {%- set micros_exact = 'cast(extract(epoch from ' ~ column ~ ') * 1000000 as bigint)' -%}
+            {%- set micros_fast = "cast(date_part('epoch', " ~ column ~ ") * 1000000 as bigint)" -%}
+            {%- set text = "cast(case when " ~ column ~ " >= '1900-01-01' and " ~ column ~ " < '2040-01-01'"
+                ~ " then " ~ micros_fast ~ " else " ~ micros_exact ~ " end as text)" -%}
         {%- elif kind == 'numeric' -%}
             {%- set text = 'cast(trim_scale(' ~ column ~ ') as text)' -%}
         {%- elif kind == 'text' -%}

@@ -16,12 +16,29 @@
 {%- endmacro %}
 
 
-{% macro tripdata_column_ddl(spec) %}
+{% macro tripdata_column_ddl(spec, row_id_expression=none) %}
     {#- The CSV columns plus unique_row_id, computed by Postgres as each row arrives. -#}
     {%- for column in spec.columns %}
     {{ column.name }} {{ tripdata_type(column.data_type) }},
     {%- endfor %}
-    unique_row_id text collate "C" not null generated always as ({{ unique_row_id(spec) }}) stored
+    unique_row_id text collate "C" not null generated always as ({{ row_id_expression or unique_row_id(spec) }}) stored
+{%- endmacro %}
+
+
+{% macro main_row_id_expression(taxi) %}
+    {#-
+        How the main table computes unique_row_id, as Postgres prints it back; none before it exists.
+        A month attaches only with its parent's very expression (Postgres 15), and a main table
+        keeps the one it was made with: changing it rewrites every month. So landing tables copy it,
+        and a main table made by an earlier release (the same ids, computed another way) loads on.
+    -#}
+    {%- set found = run_query(
+        "select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef as d"
+        ~ " inner join pg_attribute as a on d.adrelid = a.attrelid and d.adnum = a.attnum"
+        ~ " where d.adrelid = to_regclass(" ~ sql_string(tripdata_relation(taxi) | string) ~ ")"
+        ~ " and a.attname = 'unique_row_id'"
+    ) -%}
+    {{ return(found.rows[0][0] if found.rows | length > 0 else none) }}
 {%- endmacro %}
 
 
@@ -126,7 +143,7 @@
     {#- file_month is the month's constant, so COPY fills it in, checked row by row as COPY writes:
         attaching the month then needs no scan. The check has the landing table's name, whatever
         the table's (incoming_relation is renamed to it). -#}
-    {{ tripdata_column_ddl(tripdata_spec(taxi)) }},
+    {{ tripdata_column_ddl(tripdata_spec(taxi), main_row_id_expression(taxi)) }},
     file_month date not null default '{{ month.first_day }}'
         constraint {{ landing_relation(taxi, month).identifier }}_file_month check (file_month = '{{ month.first_day }}')
 {%- endmacro %}
