@@ -66,7 +66,8 @@ SETTINGS = (
 )
 DATA_STEPS = {  # statement categories (ServerLog) whose cost grows with the file, not with the warehouse
     "COPY into landing (server)",
-    "repeated ids: find, delete, index again",
+    "repeated ids: find",
+    "repeated ids: their rows, delete, index again",
     "unique index build",
     "count scan",
 }
@@ -152,7 +153,8 @@ class ServerLog:
         ("COPY into landing (server)", re.compile(r"^copy .* from stdin", re.S)),
         ("landing table: the load's own taken", re.compile(r"_incoming\" rename to|_incoming rename to")),
         ("tables/ledger DDL", re.compile(r"nyc_taxi:prepare|create (schema|table)|comment on")),
-        ("repeated ids: find, delete, index again", re.compile(r"nyc_taxi_(repeated_ids|later_rows)")),
+        ("repeated ids: their rows, delete, index again", re.compile(r"nyc_taxi_later_rows")),
+        ("repeated ids: find", re.compile(r"nyc_taxi_repeated_ids")),
         ("unique index build", re.compile(r"create unique index")),
         ("count scan", re.compile(r"count\(\*\) filter")),
         ("attach partition", re.compile(r"attach partition")),
@@ -429,7 +431,9 @@ def unique_row_id_sql(taxi: str) -> str:
         ("trip_distance", "n"),
     ):
         text = {
-            "t": f"cast(cast(extract(epoch from {column}) * 1000000 as bigint) as text)",
+            "t": f"cast(case when {column} >= '1900-01-01' and {column} < '2040-01-01'"
+            f" then cast(date_part('epoch', {column}) * 1000000 as bigint)"
+            f" else cast(extract(epoch from {column}) * 1000000 as bigint) end as text)",
             "n": f"cast(trim_scale({column}) as text)",
             "i": f"cast({column} as text)",
         }[kind]
