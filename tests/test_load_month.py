@@ -144,8 +144,8 @@ EARLIER_GREEN_ROW_ID = "md5({})".format(
 
 
 def test_a_main_table_made_with_an_earlier_row_id_expression_loads_on(make_pipeline, db, project, tmp_path):
-    """Postgres attaches a month only with its parent's expression, so landing tables copy the main
-    table's: one an earlier release made keeps its own, and its months get the same ids."""
+    """Postgres attaches a month only with its parent's expression, so landing tables follow the
+    main table's: one an earlier release made keeps its own, and its months get the same ids."""
     header, rows = read_rows(GREEN_2020_10)
     write_month(tmp_path, "green", "2020-09", header, rows[:100])
     path = write_month(tmp_path, "green", "2020-10", header, rows[100:1100])

@@ -34,17 +34,18 @@
 {% endmacro %}
 
 
-{% macro unique_row_id(spec) %}
-    {{ return(adapter.dispatch('unique_row_id', 'nyc_taxi')(spec)) }}
+{% macro unique_row_id(spec, times_in_numeric=false) %}
+    {#- times_in_numeric: Postgres computes the times as releases before 2026-12 did (the same ids). -#}
+    {{ return(adapter.dispatch('unique_row_id', 'nyc_taxi')(spec, times_in_numeric)) }}
 {% endmacro %}
 
 
-{% macro default__unique_row_id(spec) %}
+{% macro default__unique_row_id(spec, times_in_numeric=false) %}
     {{ exceptions.raise_compiler_error("unique_row_id is not implemented for the " ~ adapter.type() ~ " adapter") }}
 {% endmacro %}
 
 
-{% macro postgres__unique_row_id(spec) %}
+{% macro postgres__unique_row_id(spec, times_in_numeric=false) %}
     {#- Immutable operators only: Postgres computes it as a stored generated column while COPY runs. -#}
     {%- set encoded = [] -%}
     {%- for column, kind in unique_row_id_fields(spec) -%}
@@ -60,6 +61,9 @@
             {%- set micros_fast = "cast(date_part('epoch', " ~ column ~ ") * 1000000 as bigint)" -%}
             {%- set text = "cast(case when " ~ column ~ " >= '1900-01-01' and " ~ column ~ " < '2040-01-01'"
                 ~ " then " ~ micros_fast ~ " else " ~ micros_exact ~ " end as text)" -%}
+            {%- if times_in_numeric -%}
+                {%- set text = 'cast(' ~ micros_exact ~ ' as text)' -%}
+            {%- endif -%}
         {%- elif kind == 'numeric' -%}
             {%- set text = 'cast(trim_scale(' ~ column ~ ') as text)' -%}
         {%- elif kind == 'text' -%}
@@ -73,7 +77,7 @@
 {%- endmacro %}
 
 
-{% macro bigquery__unique_row_id(spec) %}
+{% macro bigquery__unique_row_id(spec, times_in_numeric=false) %}
     {#-
         The same text as on Postgres, byte for byte. UNIX_MICROS of the DATETIME read as UTC gives
         Postgres' epoch microseconds; NUMERIC's text form has its trailing zeros removed here

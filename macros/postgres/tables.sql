@@ -16,29 +16,31 @@
 {%- endmacro %}
 
 
-{% macro tripdata_column_ddl(spec, row_id_expression=none) %}
+{% macro tripdata_column_ddl(spec, times_in_numeric=false) %}
     {#- The CSV columns plus unique_row_id, computed by Postgres as each row arrives. -#}
     {%- for column in spec.columns %}
     {{ column.name }} {{ tripdata_type(column.data_type) }},
     {%- endfor %}
-    unique_row_id text collate "C" not null generated always as ({{ row_id_expression or unique_row_id(spec) }}) stored
+    unique_row_id text collate "C" not null generated always as ({{ unique_row_id(spec, times_in_numeric) }}) stored
 {%- endmacro %}
 
 
-{% macro main_row_id_expression(taxi) %}
+{% macro main_times_in_numeric(taxi) %}
     {#-
-        How the main table computes unique_row_id, as Postgres prints it back; none before it exists.
-        A month attaches only with its parent's very expression (Postgres 15), and a main table
-        keeps the one it was made with: changing it rewrites every month. So landing tables copy it,
-        and a main table made by an earlier release (the same ids, computed another way) loads on.
+        Does the main table compute unique_row_id's times in numeric, as releases before 2026-12
+        made it (the same ids, computed more slowly)? A month attaches only with its parent's very
+        expression (Postgres 15), and a main table keeps the one it was made with: changing it would
+        rewrite every month. So landing tables follow it. Read from the catalog without pg_get_expr,
+        which would wait for any lock on the main table (another month's swap): only this release's
+        expression has a CASE (the times' range).
     -#}
     {%- set found = run_query(
-        "select pg_get_expr(d.adbin, d.adrelid) from pg_attrdef as d"
+        "select position('{CASEEXPR' in cast(d.adbin as text)) = 0 from pg_attrdef as d"
         ~ " inner join pg_attribute as a on d.adrelid = a.attrelid and d.adnum = a.attnum"
         ~ " where d.adrelid = to_regclass(" ~ sql_string(tripdata_relation(taxi) | string) ~ ")"
         ~ " and a.attname = 'unique_row_id'"
     ) -%}
-    {{ return(found.rows[0][0] if found.rows | length > 0 else none) }}
+    {{ return(found.rows | length > 0 and found.rows[0][0]) }}
 {%- endmacro %}
 
 
@@ -143,7 +145,7 @@
     {#- file_month is the month's constant, so COPY fills it in, checked row by row as COPY writes:
         attaching the month then needs no scan. The check has the landing table's name, whatever
         the table's (incoming_relation is renamed to it). -#}
-    {{ tripdata_column_ddl(tripdata_spec(taxi), main_row_id_expression(taxi)) }},
+    {{ tripdata_column_ddl(tripdata_spec(taxi), main_times_in_numeric(taxi)) }},
     file_month date not null default '{{ month.first_day }}'
         constraint {{ landing_relation(taxi, month).identifier }}_file_month check (file_month = '{{ month.first_day }}')
 {%- endmacro %}
