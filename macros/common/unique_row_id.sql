@@ -59,10 +59,11 @@
             -#}
             {%- set micros_exact = 'cast(extract(epoch from ' ~ column ~ ') * 1000000 as bigint)' -%}
             {%- set micros_fast = "cast(date_part('epoch', " ~ column ~ ") * 1000000 as bigint)" -%}
-            {%- set text = "cast(case when " ~ column ~ " >= '1900-01-01' and " ~ column ~ " < '2040-01-01'"
-                ~ " then " ~ micros_fast ~ " else " ~ micros_exact ~ " end as text)" -%}
             {%- if times_in_numeric -%}
                 {%- set text = 'cast(' ~ micros_exact ~ ' as text)' -%}
+            {%- else -%}
+                {%- set text = "cast(case when " ~ column ~ " >= '1900-01-01' and " ~ column ~ " < '2040-01-01'"
+                    ~ " then " ~ micros_fast ~ " else " ~ micros_exact ~ " end as text)" -%}
             {%- endif -%}
         {%- elif kind == 'numeric' -%}
             {%- set text = 'cast(trim_scale(' ~ column ~ ') as text)' -%}
